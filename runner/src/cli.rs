@@ -1,0 +1,194 @@
+//! Command-line flags (clap derive) and their value parsers. No logic beyond parsing and
+//! validating single values; `config` turns flags and the plan's defaults into a run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::BaseUrl;
+
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about = "Load tests whose scenarios are WebAssembly components")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan (a scenario component built for wasm32-wasip2) against a target.
+    Run(RunArgs),
+    /// Start the built-in demo target on 127.0.0.1 and run the example plan against it.
+    Demo(DemoArgs),
+    /// Serve the built-in demo target on 127.0.0.1 until Ctrl-C (to try `runner run` on).
+    Target(TargetArgs),
+}
+
+/// How the load is applied, shared by `run` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Peak number of concurrent virtual users [default: the plan's, else 1].
+    #[arg(short = 'u', long, value_parser = parse_users)]
+    pub users: Option<u32>,
+    /// Users started per second until the peak is reached [default: the plan's, else 1].
+    #[arg(short = 'r', long, value_parser = parse_rate)]
+    pub spawn_rate: Option<f64>,
+    /// Stop after this long, e.g. 30s, 5m, 1h30m [default: the plan's, else until Ctrl-C
+    /// or --iterations].
+    #[arg(short = 't', long, value_parser = parse_duration)]
+    pub run_time: Option<Duration>,
+    /// Each VU stops after this many iterations (one task and its wait).
+    #[arg(short = 'i', long, value_parser = parse_positive_u64)]
+    pub iterations: Option<u64>,
+    /// Time a stopping VU gets to finish its current task before it is interrupted.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub stop_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan: a WebAssembly component built against the wasmload:scenario WIT.
+    pub plan: PathBuf,
+    /// Base URL that request paths are joined to, e.g. http://127.0.0.1:8080.
+    #[arg(short = 'H', long, value_parser = parse_host)]
+    pub host: Option<BaseUrl>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Environment variable for the guest, KEY=VALUE (repeatable). Guests see no other.
+    #[arg(short = 'e', long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Accept any TLS certificate (self-signed test servers).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Exit code when any request failed (as Locust's --exit-code-on-error).
+    #[arg(long, default_value_t = 0)]
+    pub exit_code_on_error: i32,
+    /// No live status line; only the summary.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The example plan to run.
+    #[arg(default_value = "guest-examples/target/wasm32-wasip2/release/concert.wasm")]
+    pub plan: PathBuf,
+    #[arg(short = 'u', long, default_value_t = 20, value_parser = parse_users)]
+    pub users: u32,
+    #[arg(short = 'r', long, default_value_t = 10.0, value_parser = parse_rate)]
+    pub spawn_rate: f64,
+    #[arg(short = 't', long, default_value = "10s", value_parser = parse_duration)]
+    pub run_time: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(short, long, default_value_t = 8080)]
+    pub port: u16,
+}
+
+/// `30s`, `5m`, `1h30m`, `250ms`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30s, 5m or 1h30m ({e})"))
+}
+
+/// A user count of at least 1.
+pub fn parse_users(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("the number of users must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number of users")),
+    }
+}
+
+/// A spawn rate above 0 users per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(_) => Err("the spawn rate must be a number of users per second above 0".into()),
+        Err(_) => Err(format!("`{s}` is not a number of users per second")),
+    }
+}
+
+fn parse_positive_u64(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("`{s}` is not a whole number above 0")),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// An `http://` or `https://` base URL.
+pub fn parse_host(s: &str) -> Result<BaseUrl, String> {
+    BaseUrl::parse(s).map_err(|_| format!("`{s}` is not a base URL like http://127.0.0.1:8080"))
+}
+
+/// `KEY=VALUE`.
+pub fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_locust_forms() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-3s").is_err());
+    }
+
+    #[test]
+    fn counts_and_rates_refuse_nonsense() {
+        assert_eq!(parse_users("100"), Ok(100));
+        assert!(parse_users("0").is_err());
+        assert!(parse_users("-1").is_err());
+        assert!(parse_users("many").is_err());
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_positive_u64("0").is_err());
+    }
+
+    #[test]
+    fn hosts_and_env_pairs() {
+        assert_eq!(parse_host("http://127.0.0.1:8080/").map(|b| b.as_str().to_owned()), Ok("http://127.0.0.1:8080".into()));
+        assert!(parse_host("127.0.0.1:8080").is_err());
+        assert!(parse_host("ftp://x").is_err());
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("novalue").is_err());
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,295 @@
+//! The HTTP client behind `http.send`: hyper HTTP/1.1 connections owned by one VU (each VU
+//! behaves like an independent user, as in Locust and k6), kept alive between requests,
+//! with the VU's own cookie jar. Times every request from before connecting to the last
+//! body byte.
+
+mod target;
+mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_KEPT};
+pub use target::{BaseUrl, Origin, Target, UrlError};
+
+/// `User-Agent` sent unless the scenario sets one.
+const USER_AGENT: &str = concat!("wasmload/", env!("CARGO_PKG_VERSION"));
+
+/// Settings shared by every VU of a run.
+pub struct HttpShared {
+    pub base: Option<BaseUrl>,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for HttpShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpShared").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl HttpShared {
+    pub fn new(base: Option<BaseUrl>, insecure: bool) -> anyhow::Result<Self> {
+        let tls = tls::client_config(insecure)?;
+        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls) })
+    }
+}
+
+/// A request as the guest described it.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+/// A complete response.
+#[derive(Debug)]
+pub struct Incoming {
+    pub status: u16,
+    pub reason: &'static str,
+    pub headers: Vec<(String, String)>,
+    /// At most `MAX_BODY_KEPT` bytes.
+    pub body: Vec<u8>,
+    /// Bytes of body received, kept or not.
+    pub body_len: u64,
+}
+
+/// Why a request produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Connect(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+struct Connection {
+    origin: Origin,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// One VU's connections and cookies.
+pub struct VuClient {
+    shared: Arc<HttpShared>,
+    connections: Vec<Connection>,
+    /// Created on the first `Set-Cookie`, so VUs without cookies pay nothing.
+    cookies: Option<Box<cookie_store::CookieStore>>,
+}
+
+impl std::fmt::Debug for VuClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VuClient").field("connections", &self.connections.len()).finish()
+    }
+}
+
+impl VuClient {
+    pub fn new(shared: Arc<HttpShared>) -> Self {
+        Self { shared, connections: Vec::new(), cookies: None }
+    }
+
+    /// Sends `out` and reads the whole response. `Err` carries the failure message.
+    pub async fn send(&mut self, out: Outgoing) -> Result<Incoming, SendError> {
+        let target = target::resolve(self.shared.base.as_ref(), &out.url)
+            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let request = self.build(out, &target)?;
+        match tokio::time::timeout(timeout, self.exchange(&target, request)).await {
+            Ok(result) => {
+                let incoming = result?;
+                self.keep_cookies(&target, &incoming.headers);
+                Ok(incoming)
+            }
+            Err(_) => {
+                // The connection is mid-exchange; it cannot carry another request.
+                self.connections.retain(|c| c.origin != target.origin);
+                Err(SendError::Timeout(timeout))
+            }
+        }
+    }
+
+    fn build(&self, out: Outgoing, target: &Target) -> Result<Request<Full<Bytes>>, SendError> {
+        let method = Method::from_bytes(out.method.as_bytes())
+            .map_err(|_| SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)))?;
+        let body = out.body.map(Bytes::from).unwrap_or_default();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(target.path_and_query.clone())
+            .body(Full::new(body))
+            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        let headers = request.headers_mut();
+        for (name, value) in &out.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| SendError::Invalid(format!("`{name}` is not a valid header name")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| SendError::Invalid(format!("the value of header `{name}` is not valid")))?;
+            headers.append(name, value);
+        }
+        if !headers.contains_key(header::HOST) {
+            let host = HeaderValue::from_str(target.authority.as_str())
+                .map_err(|_| SendError::Invalid(format!("`{}` is not a valid host", target.authority)))?;
+            headers.insert(header::HOST, host);
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        }
+        if let Some(cookies) = &self.cookies
+            && let Ok(url) = url::Url::parse(&target.url())
+        {
+            let cookie = cookies
+                .get_request_values(&url)
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if !cookie.is_empty()
+                && !headers.contains_key(header::COOKIE)
+                && let Ok(value) = HeaderValue::from_str(&cookie)
+            {
+                headers.insert(header::COOKIE, value);
+            }
+        }
+        Ok(request)
+    }
+
+    async fn exchange(&mut self, target: &Target, request: Request<Full<Bytes>>) -> Result<Incoming, SendError> {
+        let (mut sender, reused) = self.connection(&target.origin).await?;
+        // Keep a copy for one retry: a kept-alive connection the server has just closed
+        // fails before the request is sent, and every client retries that case.
+        let retry = reused.then(|| clone_request(&request));
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(e) if e.is_canceled() || e.is_incomplete_message() => match retry {
+                Some(request) => {
+                    let (mut fresh, _) = self.open(&target.origin).await?;
+                    let result = fresh.send_request(request).await;
+                    sender = fresh;
+                    result.map_err(|e| SendError::Protocol(describe(&e)))?
+                }
+                None => return Err(SendError::Protocol(describe(&e))),
+            },
+            Err(e) => return Err(SendError::Protocol(describe(&e))),
+        };
+        let (parts, mut body) = response.into_parts();
+        let mut kept = Vec::new();
+        let mut body_len = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| SendError::Protocol(describe(&e)))?;
+            if let Ok(data) = frame.into_data() {
+                body_len += data.len() as u64;
+                let room = MAX_BODY_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+        // Hand the connection back for the next request (unless the server closes it).
+        if !sender.is_closed() {
+            self.connections.push(Connection { origin: target.origin.clone(), sender });
+        }
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        Ok(Incoming {
+            status: parts.status.as_u16(),
+            reason: parts.status.canonical_reason().unwrap_or(""),
+            headers,
+            body: kept,
+            body_len,
+        })
+    }
+
+    /// Takes this VU's idle connection to `origin`, or opens one. `true` when reused.
+    async fn connection(&mut self, origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, bool), SendError> {
+        while let Some(i) = self.connections.iter().position(|c| &c.origin == origin) {
+            let mut conn = self.connections.swap_remove(i);
+            if !conn.sender.is_closed() && conn.sender.ready().await.is_ok() {
+                return Ok((conn.sender, true));
+            }
+        }
+        self.open(origin).await
+    }
+
+    async fn open(&mut self, origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, bool), SendError> {
+        let connect = async {
+            let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+                .await
+                .map_err(|e| SendError::Connect(format!("cannot connect to {origin}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            if origin.https {
+                let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+                    .map_err(|_| SendError::Connect(format!("`{}` is not a valid TLS server name", origin.host)))?;
+                let tls = self
+                    .shared
+                    .connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| SendError::Connect(format!("TLS handshake with {origin} failed: {e}")))?;
+                handshake(TokioIo::new(tls)).await
+            } else {
+                handshake(TokioIo::new(tcp)).await
+            }
+        };
+        let sender = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| SendError::Connect(format!("connecting to {origin} timed out after {CONNECT_TIMEOUT:?}")))??;
+        Ok((sender, false))
+    }
+
+    fn keep_cookies(&mut self, target: &Target, headers: &[(String, String)]) {
+        let mut set_cookies = headers.iter().filter(|(n, _)| n == "set-cookie").peekable();
+        if set_cookies.peek().is_none() {
+            return;
+        }
+        let Ok(url) = url::Url::parse(&target.url()) else { return };
+        let jar = self.cookies.get_or_insert_with(Box::default);
+        for (_, value) in set_cookies {
+            // A malformed cookie is ignored, as browsers do.
+            let _ = jar.parse(value, &url);
+        }
+    }
+}
+
+async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, SendError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| SendError::Connect(describe(&e)))?;
+    // The connection runs until the VU drops its sender or the server closes it.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+fn clone_request(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+/// hyper's error with its cause, in one line.
+fn describe(e: &hyper::Error) -> String {
+    use std::error::Error;
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+

@@ -1,0 +1,143 @@
+//! The second configuration stage: what the user typed plus what the plan declared,
+//! resolved into the settings of one run (command-line flags win over the plan).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::bindings::Options;
+use crate::cli::{LoadArgs, OutputArgs};
+use crate::client::BaseUrl;
+
+/// Users when neither the flags nor the plan say (Locust's default).
+const DEFAULT_USERS: u32 = 1;
+/// Spawn rate when neither the flags nor the plan say (Locust's default).
+const DEFAULT_SPAWN_RATE: f64 = 1.0;
+
+/// Everything a run needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub plan_path: PathBuf,
+    pub host: Option<BaseUrl>,
+    pub users: u32,
+    pub spawn_rate: f64,
+    /// `None`: until Ctrl-C, or until every VU finished its iterations.
+    pub run_time: Option<Duration>,
+    pub iterations: Option<u64>,
+    pub stop_timeout: Duration,
+    pub env: Vec<(String, String)>,
+    pub insecure: bool,
+    pub output: OutputArgs,
+}
+
+/// What the user typed for a run, before the plan's defaults are known.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub plan_path: PathBuf,
+    pub host: Option<BaseUrl>,
+    pub load: LoadArgs,
+    pub env: Vec<(String, String)>,
+    pub insecure: bool,
+    pub output: OutputArgs,
+}
+
+/// Why the plan's own defaults cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the plan's default host `{0}` is not a base URL like http://127.0.0.1:8080")]
+    PlanHost(String),
+    #[error("the plan's default {0}")]
+    PlanOption(String),
+}
+
+impl Requested {
+    /// Fills what the user left out from the plan's options, then the built-in defaults.
+    pub fn resolve(self, plan: &Options) -> Result<RunConfig, ConfigError> {
+        let host = match (self.host, &plan.host) {
+            (Some(host), _) => Some(host),
+            (None, Some(h)) => Some(BaseUrl::parse(h).map_err(|_| ConfigError::PlanHost(h.clone()))?),
+            (None, None) => None,
+        };
+        let users = match (self.load.users, plan.users) {
+            (Some(u), _) => u,
+            (None, Some(0)) => return Err(ConfigError::PlanOption("number of users is 0".into())),
+            (None, Some(u)) => u,
+            (None, None) => DEFAULT_USERS,
+        };
+        let spawn_rate = match (self.load.spawn_rate, plan.spawn_rate) {
+            (Some(r), _) => r,
+            (None, Some(r)) if !(r.is_finite() && r > 0.0) => {
+                return Err(ConfigError::PlanOption(format!("spawn rate {r} is not above 0")));
+            }
+            (None, Some(r)) => r,
+            (None, None) => DEFAULT_SPAWN_RATE,
+        };
+        let run_time = self.load.run_time.or(plan.run_time_ms.map(Duration::from_millis));
+        Ok(RunConfig {
+            plan_path: self.plan_path,
+            host,
+            users,
+            spawn_rate,
+            run_time,
+            iterations: self.load.iterations,
+            stop_timeout: self.load.stop_timeout,
+            env: self.env,
+            insecure: self.insecure,
+            output: self.output,
+        })
+    }
+}
+
+/// `run_time` for display: `10s`, `5m`, `1h 30m`.
+pub fn show_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse_duration;
+
+    fn requested(users: Option<u32>) -> Requested {
+        Requested {
+            plan_path: "p.wasm".into(),
+            host: None,
+            load: LoadArgs {
+                users,
+                spawn_rate: None,
+                run_time: None,
+                iterations: None,
+                stop_timeout: parse_duration("1s").expect("valid"),
+            },
+            env: vec![],
+            insecure: false,
+            output: OutputArgs { json: None, exit_code_on_error: 0, quiet: true },
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_plan_which_wins_over_defaults() {
+        let plan = Options {
+            users: Some(50),
+            spawn_rate: Some(5.0),
+            run_time_ms: Some(60_000),
+            host: Some("http://127.0.0.1:9".into()),
+        };
+        let cfg = requested(Some(7)).resolve(&plan).expect("resolves");
+        assert_eq!(cfg.users, 7);
+        assert_eq!(cfg.spawn_rate, 5.0);
+        assert_eq!(cfg.run_time, Some(Duration::from_secs(60)));
+        assert_eq!(cfg.host.map(|h| h.as_str().to_owned()), Some("http://127.0.0.1:9".into()));
+
+        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None };
+        let cfg = requested(None).resolve(&empty).expect("resolves");
+        assert_eq!((cfg.users, cfg.spawn_rate, cfg.run_time), (1, 1.0, None));
+    }
+
+    #[test]
+    fn bad_plan_defaults_are_reported() {
+        let plan = Options { users: None, spawn_rate: None, run_time_ms: None, host: Some("nope".into()) };
+        assert!(matches!(requested(None).resolve(&plan), Err(ConfigError::PlanHost(_))));
+        let plan = Options { users: Some(0), spawn_rate: None, run_time_ms: None, host: None };
+        assert!(requested(None).resolve(&plan).is_err());
+    }
+}

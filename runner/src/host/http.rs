@@ -1,0 +1,143 @@
+//! `wasmload:scenario/http`: sends the guest's request through the VU's client, records
+//! the timing, and returns the response. `catch-response` requests wait in
+//! `PendingResponses` until the guest settles them with `report` or its task ends.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::VuState;
+use crate::bindings::http::{Host, HttpError, Request, Response};
+use crate::client::{Outgoing, SendError};
+use crate::limits::MAX_PENDING_RESPONSES;
+use crate::stats::{Outcome, Recorder, Sample};
+
+/// A finished `catch-response` request whose outcome the guest has not decided yet.
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    method: String,
+    name: String,
+    elapsed_us: u64,
+    bytes: u64,
+    /// The outcome if the guest says nothing: the status-based failure message, if any.
+    default_failure: Option<String>,
+}
+
+impl Pending {
+    fn record(&self, recorder: &Recorder, outcome: Result<(), &str>) {
+        recorder.request(&Sample {
+            method: &self.method,
+            name: &self.name,
+            elapsed_us: self.elapsed_us,
+            bytes: self.bytes,
+            outcome: match outcome {
+                Ok(()) => Outcome::Success,
+                Err(message) => Outcome::Failure(message),
+            },
+        });
+    }
+
+    fn record_default(&self, recorder: &Recorder) {
+        self.record(recorder, self.default_failure.as_deref().map_or(Ok(()), Err));
+    }
+}
+
+/// One VU's unsettled `catch-response` requests, oldest first.
+#[derive(Debug, Default)]
+pub struct PendingResponses {
+    queue: VecDeque<Pending>,
+    next_id: u64,
+}
+
+impl PendingResponses {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn push(&mut self, pending: Pending, recorder: &Recorder) {
+        if self.queue.len() >= MAX_PENDING_RESPONSES
+            && let Some(oldest) = self.queue.pop_front()
+        {
+            oldest.record_default(recorder);
+        }
+        self.queue.push_back(pending);
+    }
+
+    fn settle(&mut self, id: u64, outcome: Result<(), &str>, recorder: &Recorder) {
+        if let Some(i) = self.queue.iter().position(|p| p.id == id)
+            && let Some(pending) = self.queue.remove(i)
+        {
+            pending.record(recorder, outcome);
+        }
+    }
+
+    pub(super) fn settle_all(&mut self, recorder: &Recorder) {
+        for pending in self.queue.drain(..) {
+            pending.record_default(recorder);
+        }
+    }
+}
+
+impl Host for VuState {
+    async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        let started = Instant::now();
+        let Request { method, url, headers, body, name, timeout_ms, catch_response } = request;
+        let name = name.unwrap_or_else(|| url.clone());
+        let outgoing = Outgoing {
+            method,
+            url,
+            headers,
+            body,
+            timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+        };
+        let method_for_stats = outgoing.method.to_ascii_uppercase();
+        let result = self.http.send(outgoing).await;
+        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let incoming = match result {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                let message = error.to_string();
+                self.recorder.request(&Sample {
+                    method: &method_for_stats,
+                    name: &name,
+                    elapsed_us,
+                    bytes: 0,
+                    outcome: Outcome::Failure(&message),
+                });
+                return Err(match error {
+                    SendError::Invalid(m) => HttpError::InvalidRequest(m),
+                    SendError::Connect(m) => HttpError::Connect(m),
+                    SendError::Timeout(_) => HttpError::Timeout,
+                    SendError::Protocol(m) => HttpError::Protocol(m),
+                });
+            }
+        };
+        let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
+        let id = self.pending.next_id();
+        let pending = Pending {
+            id,
+            method: method_for_stats,
+            name,
+            elapsed_us,
+            bytes: incoming.body_len,
+            default_failure,
+        };
+        if catch_response {
+            self.pending.push(pending, &self.recorder);
+        } else {
+            pending.record_default(&self.recorder);
+        }
+        Ok(Response {
+            id,
+            status: incoming.status,
+            headers: incoming.headers,
+            body: incoming.body,
+            elapsed_us,
+        })
+    }
+
+    async fn report(&mut self, id: u64, outcome: Result<(), String>) {
+        self.pending.settle(id, outcome.as_ref().map(|_| ()).map_err(String::as_str), &self.recorder);
+    }
+}

@@ -1,0 +1,84 @@
+//! What a VU's `Store` holds, and the host side of each WIT interface (one file each).
+
+mod http;
+mod stdio;
+mod vu;
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::LoadTest;
+use crate::client::{HttpShared, VuClient};
+use crate::stats::Recorder;
+pub use http::PendingResponses;
+
+/// Per-run settings every VU's host state starts from.
+#[derive(Debug)]
+pub struct HostShared {
+    pub http: Arc<HttpShared>,
+    /// `--env KEY=VALUE` pairs: the only environment a guest sees.
+    pub env: Vec<(String, String)>,
+}
+
+/// The data of one VU's `Store`.
+pub struct VuState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// This VU's number, from 1 (0 for the instance that only describes the plan).
+    pub id: u32,
+    /// The task number being run, from 0.
+    pub iteration: u64,
+    http: VuClient,
+    pending: PendingResponses,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for VuState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VuState").field("id", &self.id).field("iteration", &self.iteration).finish()
+    }
+}
+
+impl VuState {
+    /// A sandboxed VU: no preopened directories, no sockets, no inherited environment;
+    /// stdout and stderr go to the runner's console prefixed with the VU id.
+    pub fn new(id: u32, shared: &HostShared, recorder: Recorder) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&shared.env)
+            .stdout(stdio::GuestOutput::new(id))
+            .stderr(stdio::GuestOutput::new(id));
+        Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            id,
+            iteration: 0,
+            http: VuClient::new(shared.http.clone()),
+            pending: PendingResponses::default(),
+            recorder,
+        }
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Records every `catch-response` request the task left unsettled, with its default
+    /// outcome. Called after each guest call.
+    pub fn settle_pending(&mut self) {
+        self.pending.settle_all(&self.recorder);
+    }
+}
+
+impl WasiView for VuState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Adds WASI 0.2 and the runner's own interfaces to `linker`.
+pub fn add_to_linker(linker: &mut Linker<VuState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    LoadTest::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}

@@ -1,0 +1,75 @@
+//! The guest's stdout and stderr: each complete line goes to the runner's console prefixed
+//! with the VU id, so output of many VUs stays readable and never tears the status line.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+use super::vu::truncate;
+use crate::limits::MAX_LOG_LINE;
+use crate::output::console;
+
+/// A VU's stdout or stderr.
+#[derive(Debug, Clone)]
+pub struct GuestOutput {
+    vu: u32,
+}
+
+impl GuestOutput {
+    pub fn new(vu: u32) -> Self {
+        Self { vu }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter { vu: self.vu, line: Vec::new() })
+    }
+}
+
+/// Buffers a partial line until its newline arrives (or the buffer reaches the log limit).
+struct LineWriter {
+    vu: u32,
+    line: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = truncate(text.trim_end_matches(['\r', '\n']), MAX_LOG_LINE);
+        console::line(&format!("[vu {}] {text}", self.vu));
+        self.line.clear();
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        for &byte in buf {
+            self.line.push(byte);
+            if byte == b'\n' || self.line.len() >= MAX_LOG_LINE {
+                self.emit();
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+        Poll::Ready(Ok(()))
+    }
+}

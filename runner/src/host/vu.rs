@@ -1,0 +1,46 @@
+//! `wasmload:scenario/vu`: identity, host-side sleep and logging.
+
+use std::time::Duration;
+
+use super::VuState;
+use crate::bindings::vu::{Host, LogLevel};
+use crate::limits::MAX_LOG_LINE;
+use crate::output::console;
+
+impl Host for VuState {
+    async fn id(&mut self) -> u32 {
+        self.id
+    }
+
+    async fn iteration(&mut self) -> u64 {
+        self.iteration
+    }
+
+    async fn sleep(&mut self, ms: u32) {
+        // Suspends this VU's fiber; the worker thread runs other VUs meanwhile.
+        tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+    }
+
+    async fn log(&mut self, level: LogLevel, message: String) {
+        let level = match level {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        };
+        let message = truncate(&message, MAX_LOG_LINE);
+        console::line(&format!("[vu {}] {level} {message}", self.id));
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(super) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

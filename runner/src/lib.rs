@@ -1,0 +1,81 @@
+//! `runner`: load tests whose scenarios are WebAssembly components.
+//!
+//! Data flow, from `main`:
+//! `cli` (flags) -> `config` (flags + the plan's defaults) -> `run`, which
+//! `plan::load`s the component once (`InstancePre`), lets `load` start one instance per VU,
+//! whose `http.send` calls go through `host::http` to `client` (hyper, per-VU connections)
+//! and are timed into `stats` (per-thread shards), merged every second by the aggregator
+//! and shown by `output` (status line, summary, JSON).
+
+pub mod bindings;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod host;
+pub mod limits;
+pub mod load;
+pub mod output;
+pub mod plan;
+pub mod run;
+pub mod stats;
+pub mod target;
+
+use cli::{Cli, Command, DemoArgs, LoadArgs, RunArgs, TargetArgs};
+use config::Requested;
+
+/// Runs one command line; returns the process exit code.
+pub async fn main(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => Ok(run::run(requested(args)).await?.exit_code),
+        Command::Demo(args) => demo(args).await,
+        Command::Target(args) => serve_target(args).await,
+    }
+}
+
+fn requested(args: RunArgs) -> Requested {
+    Requested {
+        plan_path: args.plan,
+        host: args.host,
+        load: args.load,
+        env: args.env,
+        insecure: args.insecure,
+        output: args.output,
+    }
+}
+
+/// `runner demo`: the built-in target on a free port, and the example plan against it.
+async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
+    if !args.plan.exists() {
+        anyhow::bail!(
+            "the demo plan `{}` does not exist; build it with `scripts/demo.sh` (or \
+             `cargo build --release --target wasm32-wasip2 --manifest-path guest-examples/Cargo.toml`)",
+            args.plan.display()
+        );
+    }
+    let target = target::start(0).await?;
+    output::console::line(&format!("Demo target listening on {}", target.url()));
+    let host = cli::parse_host(&target.url()).map_err(anyhow::Error::msg)?;
+    let requested = Requested {
+        plan_path: args.plan,
+        host: Some(host),
+        load: LoadArgs {
+            users: Some(args.users),
+            spawn_rate: Some(args.spawn_rate),
+            run_time: Some(args.run_time),
+            iterations: None,
+            stop_timeout: std::time::Duration::from_secs(5),
+        },
+        env: Vec::new(),
+        insecure: false,
+        output: args.output,
+    };
+    Ok(run::run(requested).await?.exit_code)
+}
+
+/// `runner target`: serve the demo target until Ctrl-C.
+async fn serve_target(args: TargetArgs) -> anyhow::Result<i32> {
+    let target = target::start(args.port).await?;
+    println!("Demo target listening on {} (Ctrl-C stops it)\n{}", target.url(), target::ROUTES);
+    tokio::signal::ctrl_c().await?;
+    Ok(0)
+}

@@ -1,0 +1,107 @@
+//! The load model: starting VUs at the spawn rate (Locust `-u`/`-r`), and telling them
+//! when to stop. Each VU is a tokio task driving its own component instance (`vu`).
+
+mod vu;
+mod wait;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::host::HostShared;
+use crate::output::console;
+use crate::plan::LoadedPlan;
+use crate::stats::Recorder;
+pub use wait::wait_after;
+
+/// Where the run is in its life. VUs watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Start tasks.
+    Running,
+    /// Start no new task; finish the current one, then `on-stop`.
+    Stopping,
+    /// Abandon the current guest call now (the stop timeout ran out or a second Ctrl-C).
+    Killed,
+}
+
+/// How many users start, how fast, and how long each runs.
+#[derive(Debug, Clone)]
+pub struct LoadShape {
+    pub users: u32,
+    pub spawn_rate: f64,
+    pub iterations: Option<u64>,
+}
+
+/// Counters the live display reads.
+#[derive(Debug, Default)]
+pub struct Population {
+    /// VUs instantiated and not yet stopped.
+    pub running: AtomicU64,
+    /// VUs started so far.
+    pub spawned: AtomicU64,
+}
+
+impl Population {
+    pub fn running(&self) -> u64 {
+        self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// What every VU of a run shares.
+pub struct VuContext {
+    pub plan: Arc<LoadedPlan>,
+    pub shared: Arc<HostShared>,
+    pub recorder: Recorder,
+    pub population: Arc<Population>,
+    pub iterations: Option<u64>,
+    /// Cumulative weights of the plan's tasks.
+    weights: Vec<u64>,
+}
+
+impl VuContext {
+    pub fn new(
+        plan: Arc<LoadedPlan>,
+        shared: Arc<HostShared>,
+        recorder: Recorder,
+        population: Arc<Population>,
+        iterations: Option<u64>,
+    ) -> Self {
+        let weights = plan.cumulative_weights();
+        Self { plan, shared, recorder, population, iterations, weights }
+    }
+}
+
+/// Starts `shape.users` VUs at `shape.spawn_rate` per second and returns once every VU has
+/// stopped (the phase left `Running`, or each finished its iterations).
+pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiver<Phase>) {
+    let mut vus = JoinSet::new();
+    let started = Instant::now();
+    let mut stopping = phase.clone();
+    for i in 0..shape.users {
+        let due = started + Duration::from_secs_f64(f64::from(i) / shape.spawn_rate);
+        tokio::select! {
+            biased;
+            _ = stopping.wait_for(|p| *p != Phase::Running) => break,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        vus.spawn(vu::run(i + 1, context.clone(), phase.clone()));
+        context.population.spawned.fetch_add(1, Ordering::Relaxed);
+        // Reap VUs that already finished (short --iterations) so the set stays small.
+        while vus.try_join_next().is_some() {}
+    }
+    if *phase.borrow() == Phase::Running {
+        console::line(&format!("All users spawned: {} total users", context.population.spawned.load(Ordering::Relaxed)));
+    }
+    while let Some(result) = vus.join_next().await {
+        if let Err(e) = result
+            && e.is_panic()
+        {
+            context.recorder.task_error("VU", "the VU task panicked (a runner bug; please report it)");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The JSON report (`--json PATH`): the run's settings and the final snapshot, versioned so
+//! tools can rely on its shape.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::stats::Snapshot;
+
+/// Bumped when a field changes meaning or disappears (new fields do not bump it).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The settings a run used, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub plan: String,
+    pub host: Option<String>,
+    pub users: u32,
+    pub spawn_rate: f64,
+    pub run_time_s: Option<f64>,
+    pub iterations_per_vu: Option<u64>,
+    /// The run was stopped by Ctrl-C (or SIGTERM) before its end.
+    pub interrupted: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    format_version: u32,
+    runner_version: &'static str,
+    run: &'a RunInfo,
+    #[serde(flatten)]
+    results: &'a Snapshot,
+}
+
+/// Writes the report to `path`.
+pub fn write(path: &Path, run: &RunInfo, snapshot: &Snapshot) -> anyhow::Result<()> {
+    let report = Report { format_version: FORMAT_VERSION, runner_version: env!("CARGO_PKG_VERSION"), run, results: snapshot };
+    let text = serde_json::to_string_pretty(&report).context("cannot encode the JSON report")?;
+    std::fs::write(path, text).with_context(|| format!("cannot write the JSON report to `{}`", path.display()))
+}

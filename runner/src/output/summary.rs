@@ -1,0 +1,183 @@
+//! The end-of-test summary in Locust's familiar layout: the statistics table with an
+//! Aggregated row, the response-time percentiles, the error report, and the task errors.
+
+use std::fmt::Write as _;
+
+use super::console::sanitize;
+use crate::stats::{ErrorRow, Snapshot, StatsRow};
+
+/// Widest a name column grows before names are cut.
+const MAX_NAME_WIDTH: usize = 60;
+
+/// The whole summary as text.
+pub fn render(snapshot: &Snapshot) -> String {
+    let width = snapshot
+        .rows
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(20, MAX_NAME_WIDTH);
+    let mut out = String::new();
+    stats_table(&mut out, snapshot, width);
+    out.push('\n');
+    percentile_table(&mut out, snapshot, width);
+    if !snapshot.errors.is_empty() {
+        out.push('\n');
+        error_table(&mut out, "Error report", &snapshot.errors);
+    }
+    if !snapshot.task_errors.is_empty() {
+        out.push('\n');
+        error_table(&mut out, "Task errors (returned errors and guest traps)", &snapshot.task_errors);
+    }
+    out
+}
+
+fn stats_table(out: &mut String, s: &Snapshot, width: usize) {
+    let _ = writeln!(
+        out,
+        "{:<8} {:<width$} {:>7} {:>12} | {:>7} {:>7} {:>7} {:>7} | {:>8} {:>10} {:>9}",
+        "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Max", "Med", "req/s", "failures/s", "Avg size"
+    );
+    let rule = format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        "-".repeat(8),
+        "-".repeat(width + 1),
+        "-".repeat(8),
+        "-".repeat(14),
+        "-".repeat(8),
+        "-".repeat(8),
+        "-".repeat(8),
+        "-".repeat(8),
+        "-".repeat(9),
+        "-".repeat(11),
+        "-".repeat(10)
+    );
+    let _ = writeln!(out, "{rule}");
+    for row in &s.rows {
+        stats_line(out, row, width);
+    }
+    let _ = writeln!(out, "{rule}");
+    stats_line(out, &s.aggregated, width);
+}
+
+fn stats_line(out: &mut String, r: &StatsRow, width: usize) {
+    let fails = format!("{}({:.2}%)", r.failures, r.failure_ratio() * 100.0);
+    let _ = writeln!(
+        out,
+        "{:<8} {:<width$} {:>7} {:>12} | {:>7} {:>7} {:>7} {:>7} | {:>8.2} {:>10.2} {:>8}B",
+        r.method,
+        cut(&r.name, width),
+        r.requests,
+        fails,
+        ms(r.avg_ms),
+        ms(r.min_ms),
+        ms(r.max_ms),
+        ms(r.median_ms),
+        r.rps,
+        r.failures_per_s,
+        r.avg_size_bytes.round() as u64,
+    );
+}
+
+fn percentile_table(out: &mut String, s: &Snapshot, width: usize) {
+    let _ = writeln!(out, "Response time percentiles (milliseconds)");
+    let mut header = format!("{:<8} {:<width$}", "Type", "Name");
+    for (label, _) in &s.aggregated.percentiles {
+        let _ = write!(header, " {label:>7}");
+    }
+    let _ = writeln!(out, "{header} {:>7}", "# reqs");
+    let rule = format!(
+        "{}|{}|{}",
+        "-".repeat(8),
+        "-".repeat(width + 1),
+        vec!["-".repeat(7); s.aggregated.percentiles.len() + 1].join("|")
+    );
+    let _ = writeln!(out, "{rule}");
+    let line = |out: &mut String, r: &StatsRow| {
+        let mut text = format!("{:<8} {:<width$}", r.method, cut(&r.name, width));
+        for (_, value) in &r.percentiles {
+            let _ = write!(text, " {:>7}", ms(*value));
+        }
+        let _ = writeln!(out, "{text} {:>7}", r.requests);
+    };
+    for row in &s.rows {
+        line(out, row);
+    }
+    let _ = writeln!(out, "{rule}");
+    line(out, &s.aggregated);
+}
+
+fn error_table(out: &mut String, title: &str, rows: &[ErrorRow]) {
+    let _ = writeln!(out, "{title}");
+    let _ = writeln!(out, "{:<18} {}", "# occurrences", "Error");
+    let _ = writeln!(out, "{}|{}", "-".repeat(19), "-".repeat(60));
+    for e in rows {
+        let place = if e.method.is_empty() { e.name.clone() } else { format!("{} {}", e.method, e.name) };
+        let _ = writeln!(out, "{:<18} {}: {}", e.occurrences, sanitize(&place), sanitize(&e.error));
+    }
+}
+
+/// Milliseconds with precision that suits their size: 0.42, 12.3, 250.
+pub fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+/// `name` cut to `width` characters (ending in `…` when cut), control characters replaced.
+fn cut(name: &str, width: usize) -> String {
+    let clean = sanitize(name);
+    if clean.chars().count() <= width {
+        clean.into_owned()
+    } else {
+        let mut short: String = clean.chars().take(width.saturating_sub(1)).collect();
+        short.push('…');
+        short
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Aggregator, Outcome, Sample};
+
+    #[test]
+    fn summary_has_locust_sections_and_aggregated_row() {
+        let (mut aggregator, recorder) = Aggregator::new();
+        for i in 0..10u64 {
+            recorder.request(&Sample {
+                method: "GET",
+                name: "/concert/<id>",
+                elapsed_us: 1_000 * (i + 1),
+                bytes: 100,
+                outcome: if i == 0 { Outcome::Failure("HTTP 500 Internal Server Error") } else { Outcome::Success },
+            });
+        }
+        recorder.task_error("browse", "boom");
+        aggregator.collect();
+        let text = render(&aggregator.snapshot(3));
+        assert!(text.contains("Type     Name"), "{text}");
+        assert!(text.contains("/concert/<id>"));
+        assert!(text.contains("Aggregated"));
+        assert!(text.contains("1(10.00%)"));
+        assert!(text.contains("Response time percentiles"));
+        assert!(text.contains("99.99%"));
+        assert!(text.contains("Error report"));
+        assert!(text.contains("GET /concert/<id>: HTTP 500 Internal Server Error"));
+        assert!(text.contains("TASK browse: boom"));
+    }
+
+    #[test]
+    fn long_and_hostile_names_are_cut_and_cleaned() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("\x1b[31mred", 20), "\u{FFFD}[31mred");
+        assert_eq!(ms(0.4234), "0.42");
+        assert_eq!(ms(12.34), "12.3");
+        assert_eq!(ms(250.4), "250");
+    }
+}

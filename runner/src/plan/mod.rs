@@ -1,0 +1,128 @@
+//! Loading a plan: the engine configuration, compiling the component once, checking it was
+//! built against our WIT, linking it to the host (`InstancePre`, shared by every VU), and
+//! reading the scenario's declared tasks and options.
+
+mod check;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use crate::bindings::{LoadTestPre, Plan, WaitTime};
+use crate::host::{self, HostShared, VuState};
+pub use check::PlanError;
+
+/// A compiled, linked plan ready to instantiate once per VU.
+pub struct LoadedPlan {
+    pub engine: Engine,
+    pub pre: LoadTestPre<VuState>,
+    /// What the scenario declared (tasks, wait time, default options).
+    pub plan: Plan,
+}
+
+impl std::fmt::Debug for LoadedPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlan").field("tasks", &self.plan.tasks).finish()
+    }
+}
+
+/// The engine every VU runs in.
+///
+/// The on-demand allocator with copy-on-write memory images is used: a VU costs 25-45 µs
+/// and about 20 KiB either way (measured, WASMTIME-NOTES.md), and on-demand needs no
+/// up-front sizing for the VU count. Epoch interruption lets busy guests yield and lets a
+/// stop interrupt them.
+pub fn engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))
+}
+
+/// Reads, compiles, checks and links the plan at `path`.
+pub async fn load(path: &Path, engine: Engine, shared: &HostShared) -> anyhow::Result<LoadedPlan> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read plan file `{}`", path.display()))?;
+    check::header(path, &bytes)?;
+    let component = Component::new(&engine, &bytes)
+        .map_err(|e| anyhow::anyhow!("`{}` is not a valid WebAssembly component: {e}", path.display()))?;
+    check::world(path, &engine, &component)?;
+
+    let mut linker = Linker::new(&engine);
+    host::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot set up host functions: {e}"))?;
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| check::link_error(path, &e))?;
+    let pre = LoadTestPre::new(instance_pre).map_err(|e| check::link_error(path, &e))?;
+
+    let plan = describe(&engine, &pre, shared).await.with_context(|| {
+        format!("the plan `{}` failed while describing its scenario", path.display())
+    })?;
+    check::plan(&plan)?;
+    Ok(LoadedPlan { engine, pre, plan })
+}
+
+/// Calls the guest's `describe` on an instance of its own.
+async fn describe(engine: &Engine, pre: &LoadTestPre<VuState>, shared: &HostShared) -> anyhow::Result<Plan> {
+    let (_aggregator, recorder) = crate::stats::Aggregator::new();
+    let mut store = new_store(engine, VuState::new(0, shared, recorder));
+    let instance = pre.instantiate_async(&mut store).await.map_err(wasm_error)?;
+    instance.wasmload_scenario_scenario().call_describe(&mut store).await.map_err(wasm_error)
+}
+
+/// A store for one VU: it yields to other VUs at every epoch tick.
+pub fn new_store(engine: &Engine, state: VuState) -> Store<VuState> {
+    let mut store = Store::new(engine, state);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
+}
+
+/// wasmtime's error as an `anyhow` error, keeping its message and trap description.
+pub fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+
+impl LoadedPlan {
+    /// Cumulative task weights, for weighted picking.
+    pub fn cumulative_weights(&self) -> Vec<u64> {
+        self.plan
+            .tasks
+            .iter()
+            .scan(0u64, |sum, t| {
+                *sum += u64::from(t.weight);
+                Some(*sum)
+            })
+            .collect()
+    }
+
+    pub fn wait_time(&self) -> WaitTime {
+        self.plan.wait_time
+    }
+}
+
+/// The kernel's per-process memory-map limit, if it can be read.
+pub fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+}
+
+/// The most VUs `vm.max_map_count` leaves room for, if it can be read.
+pub fn vu_capacity() -> Option<u64> {
+    max_map_count().map(|maps| maps / crate::limits::MAPS_PER_VU)
+}
+
+/// Says what went wrong instantiating a VU, naming the kernel limit when that is the cause.
+pub fn instantiation_error(e: &wasmtime::Error, vus: u64) -> String {
+    let text = format!("{e:#}");
+    let out_of_maps = text.contains("Cannot allocate memory") || text.contains("os error 12");
+    match max_map_count() {
+        Some(maps) if out_of_maps => format!(
+            "cannot create VU {vus}: the kernel refused more memory mappings (vm.max_map_count is {maps}, \
+             about {} VUs); raise it with `sysctl -w vm.max_map_count=1048576`",
+            maps / crate::limits::MAPS_PER_VU
+        ),
+        _ => format!("cannot create a VU instance: {}", text.lines().next().unwrap_or_default()),
+    }
+}

@@ -1,0 +1,220 @@
+//! One run from start to end: load the plan, resolve the settings, start the VUs, show
+//! live progress, stop on time or on Ctrl-C (gracefully, then by force after the stop
+//! timeout), and always print the summary and write the reports with what was measured.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::client::HttpShared;
+use crate::config::{Requested, RunConfig, show_duration};
+use crate::host::HostShared;
+use crate::load::{self, LoadShape, Phase, Population, VuContext};
+use crate::output::{console, json, summary};
+use crate::plan;
+use crate::stats::{Aggregator, Snapshot};
+
+/// How often statistics are merged and the status line redrawn.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// What a finished run measured.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub snapshot: Snapshot,
+    pub interrupted: bool,
+    /// The process exit code this outcome calls for.
+    pub exit_code: i32,
+}
+
+/// Runs the plan as `requested`.
+pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
+    let engine = plan::engine()?;
+    let _ticker = EpochTicker::start(engine.clone());
+    let probe_shared = HostShared { http: Arc::new(HttpShared::new(None, false)?), env: requested.env.clone() };
+    let loaded = Arc::new(plan::load(&requested.plan_path, engine, &probe_shared).await?);
+    let cfg = requested.resolve(&loaded.plan.options)?;
+    warn_about_map_count(cfg.users);
+
+    let shared = Arc::new(HostShared {
+        http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?),
+        env: cfg.env.clone(),
+    });
+    let (mut aggregator, recorder) = Aggregator::new();
+    let population = Arc::new(Population::default());
+    let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), cfg.iterations));
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let shape = LoadShape { users: cfg.users, spawn_rate: cfg.spawn_rate, iterations: cfg.iterations };
+
+    console::line(&starting_line(&cfg, &loaded));
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    aggregator.start_clock();
+    let started = Instant::now();
+    let deadline = cfg.run_time.map(|t| started + t);
+    let mut kill_at: Option<Instant> = None;
+    let mut interrupted = false;
+    let mut ticker = tokio::time::interval(REPORT_INTERVAL);
+    ticker.tick().await;
+    let mut load = tokio::spawn(load::run(context, shape, phase_rx));
+
+    let stop = |phase_tx: &watch::Sender<Phase>, kill_at: &mut Option<Instant>| {
+        if *phase_tx.borrow() == Phase::Running {
+            phase_tx.send_replace(Phase::Stopping);
+            *kill_at = Some(Instant::now() + cfg.stop_timeout);
+        }
+    };
+    loop {
+        let phase = *phase_tx.borrow();
+        tokio::select! {
+            _ = &mut load => break,
+            _ = ticker.tick() => {
+                aggregator.collect();
+                if !cfg.output.quiet {
+                    console::status(&status_line(&aggregator.snapshot(population.running()), &cfg, phase));
+                }
+            }
+            _ = sleep_until_opt(deadline), if phase == Phase::Running => stop(&phase_tx, &mut kill_at),
+            _ = sleep_until_opt(kill_at), if phase == Phase::Stopping => {
+                console::line(&format!("Stop timeout ({}) reached: interrupting the VUs still running a task", show_duration(cfg.stop_timeout)));
+                phase_tx.send_replace(Phase::Killed);
+            }
+            _ = first(&mut interrupt, &mut terminate) => {
+                interrupted = true;
+                if phase == Phase::Running {
+                    console::line("Stopping: VUs finish their current task (press Ctrl-C again to stop at once)");
+                    stop(&phase_tx, &mut kill_at);
+                } else {
+                    phase_tx.send_replace(Phase::Killed);
+                }
+            }
+        }
+    }
+    aggregator.collect();
+    let snapshot = aggregator.snapshot(0);
+    console::clear_status();
+    finish(&cfg, snapshot, interrupted)
+}
+
+/// Prints the summary and writes the reports.
+fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool) -> anyhow::Result<RunOutcome> {
+    println!("{}", summary::render(&snapshot));
+    if let Some(path) = &cfg.output.json {
+        let info = json::RunInfo {
+            plan: cfg.plan_path.display().to_string(),
+            host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
+            users: cfg.users,
+            spawn_rate: cfg.spawn_rate,
+            run_time_s: cfg.run_time.map(|t| t.as_secs_f64()),
+            iterations_per_vu: cfg.iterations,
+            interrupted,
+        };
+        json::write(path, &info, &snapshot)?;
+    }
+    let exit_code = if interrupted {
+        EXIT_INTERRUPTED
+    } else if snapshot.aggregated.failures > 0 {
+        cfg.output.exit_code_on_error
+    } else {
+        0
+    };
+    Ok(RunOutcome { snapshot, interrupted, exit_code })
+}
+
+fn starting_line(cfg: &RunConfig, loaded: &plan::LoadedPlan) -> String {
+    let tasks: Vec<String> = loaded.plan.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();
+    let until = match (cfg.run_time, cfg.iterations) {
+        (Some(t), Some(n)) => format!("for {} or {n} iterations per user", show_duration(t)),
+        (Some(t), None) => format!("for {}", show_duration(t)),
+        (None, Some(n)) => format!("for {n} iterations per user"),
+        (None, None) => "until Ctrl-C".to_owned(),
+    };
+    format!(
+        "Running {} against {}: {} users at {}/s, {until} (tasks: {})",
+        cfg.plan_path.display(),
+        cfg.host.as_ref().map_or("(no --host: absolute URLs only)", |h| h.as_str()),
+        cfg.users,
+        cfg.spawn_rate,
+        tasks.join(", ")
+    )
+}
+
+fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
+    let state = match phase {
+        Phase::Running => "",
+        Phase::Stopping => " stopping |",
+        Phase::Killed => " killing |",
+    };
+    format!(
+        "[{:>5.0}s]{state} users {}/{} | reqs {} | {:.1} req/s | fails {} ({:.1}%) | p95 {} ms",
+        s.elapsed_s,
+        s.users,
+        cfg.users,
+        s.aggregated.requests,
+        s.current_rps,
+        s.aggregated.failures,
+        s.aggregated.failure_ratio() * 100.0,
+        summary::ms(s.current_p95_ms),
+    )
+}
+
+fn warn_about_map_count(users: u32) {
+    if let Some(capacity) = plan::vu_capacity()
+        && u64::from(users) > capacity
+    {
+        console::line(&format!(
+            "Warning: {users} users may exceed the kernel's memory-map limit (vm.max_map_count allows about \
+             {capacity} VUs); raise it with `sysctl -w vm.max_map_count=1048576`"
+        ));
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn first(a: &mut tokio::signal::unix::Signal, b: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = a.recv() => {}
+        _ = b.recv() => {}
+    }
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` on a thread of its own, until dropped.
+struct EpochTicker {
+    running: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(crate::limits::EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| console::line(&format!("Warning: no epoch ticker ({e}); busy guests cannot be interrupted")));
+        Self { running }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,307 @@
+//! Off the hot path: once a second the aggregator empties every thread's shard into the
+//! run totals and keeps a short window of recent seconds for the live figures. Snapshots
+//! built from the totals feed every output (terminal, summary, JSON).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::entry::{Entry, new_histogram};
+use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, lock};
+
+/// Percentiles shown in the summary, the same as Locust's.
+pub const PERCENTILES: [(f64, &str); 11] = [
+    (0.50, "50%"),
+    (0.66, "66%"),
+    (0.75, "75%"),
+    (0.80, "80%"),
+    (0.90, "90%"),
+    (0.95, "95%"),
+    (0.98, "98%"),
+    (0.99, "99%"),
+    (0.999, "99.9%"),
+    (0.9999, "99.99%"),
+    (1.0, "100%"),
+];
+
+/// Seconds of history behind the live figures (Locust uses a 10 s window too).
+const WINDOW_SECONDS: usize = 10;
+
+struct WindowSlot {
+    at: Instant,
+    requests: u64,
+    failures: u64,
+    latencies: Histogram<u64>,
+}
+
+/// Merges shards into totals; owned by the run's reporting loop.
+pub struct Aggregator {
+    registry: Arc<Registry>,
+    started: Instant,
+    requests: BTreeMap<RequestKey, Entry>,
+    errors: BTreeMap<ErrorKey, u64>,
+    task_errors: BTreeMap<ErrorKey, u64>,
+    iterations: u64,
+    window: VecDeque<WindowSlot>,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator").field("rows", &self.requests.len()).finish()
+    }
+}
+
+impl Aggregator {
+    /// A new aggregator and the recorder that feeds it.
+    pub fn new() -> (Self, Recorder) {
+        let (recorder, registry) = Recorder::new();
+        let now = Instant::now();
+        let mut window = VecDeque::with_capacity(WINDOW_SECONDS + 1);
+        window.push_back(WindowSlot { at: now, requests: 0, failures: 0, latencies: new_histogram() });
+        let aggregator = Self {
+            registry,
+            started: now,
+            requests: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            task_errors: BTreeMap::new(),
+            iterations: 0,
+            window,
+        };
+        (aggregator, recorder)
+    }
+
+    /// Restarts the clock used for requests per second (call when load starts).
+    pub fn start_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// Moves everything the shards recorded since the last call into the totals.
+    pub fn collect(&mut self) {
+        let mut slot = WindowSlot { at: Instant::now(), requests: 0, failures: 0, latencies: new_histogram() };
+        for shard in self.registry.shards() {
+            let mut shard = lock(&shard);
+            for (key, entry) in shard.requests.iter_mut() {
+                if entry.requests == 0 {
+                    continue;
+                }
+                slot.requests += entry.requests;
+                slot.failures += entry.failures;
+                match self.requests.get_mut(key) {
+                    Some(total) => total.merge(entry),
+                    None => {
+                        self.requests.insert(key.clone(), entry.clone());
+                    }
+                }
+                entry.reset();
+            }
+            for (key, n) in shard.errors.drain() {
+                *self.errors.entry(key).or_default() += n;
+            }
+            for (key, n) in shard.task_errors.drain() {
+                *self.task_errors.entry(key).or_default() += n;
+            }
+            self.iterations += std::mem::take(&mut shard.iterations);
+            if let Some(window) = shard.window.as_mut() {
+                let _ = slot.latencies.add(&*window);
+                window.reset();
+            }
+        }
+        self.window.push_back(slot);
+        while self.window.len() > WINDOW_SECONDS + 1 {
+            self.window.pop_front();
+        }
+    }
+
+    /// The totals so far, with `users` VUs running.
+    pub fn snapshot(&self, users: u64) -> Snapshot {
+        let elapsed = self.started.elapsed();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut aggregated = Entry::default();
+        let rows = self
+            .requests
+            .iter()
+            .map(|(key, entry)| {
+                aggregated.merge(entry);
+                StatsRow::new(&key.method, &key.name, entry, secs)
+            })
+            .collect();
+        let (current_rps, current_failures_per_s, current_p95_ms) = self.current();
+        Snapshot {
+            elapsed_s: elapsed.as_secs_f64(),
+            users,
+            iterations: self.iterations,
+            rows,
+            aggregated: StatsRow::new("", "Aggregated", &aggregated, secs),
+            errors: error_rows(&self.errors),
+            task_errors: error_rows(&self.task_errors),
+            current_rps,
+            current_failures_per_s,
+            current_p95_ms,
+        }
+    }
+
+    /// Requests/s, failures/s and p95 over the recent window.
+    fn current(&self) -> (f64, f64, f64) {
+        let (Some(first), Some(last)) = (self.window.front(), self.window.back()) else {
+            return (0.0, 0.0, 0.0);
+        };
+        let span = last.at.duration_since(first.at).max(Duration::from_millis(1)).as_secs_f64();
+        let mut requests = 0;
+        let mut failures = 0;
+        let mut latencies = new_histogram();
+        // The first slot only marks where the window starts.
+        for slot in self.window.iter().skip(1) {
+            requests += slot.requests;
+            failures += slot.failures;
+            let _ = latencies.add(&slot.latencies);
+        }
+        let p95 = if latencies.is_empty() { 0.0 } else { ms(latencies.value_at_quantile(0.95)) };
+        (requests as f64 / span, failures as f64 / span, p95)
+    }
+}
+
+fn error_rows(map: &BTreeMap<ErrorKey, u64>) -> Vec<ErrorRow> {
+    let mut rows: Vec<ErrorRow> = map
+        .iter()
+        .map(|(key, &occurrences)| ErrorRow {
+            method: key.method.clone(),
+            name: key.name.clone(),
+            error: key.message.clone(),
+            occurrences,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.occurrences.cmp(&a.occurrences));
+    rows
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Everything measured so far; the input of every output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub elapsed_s: f64,
+    pub users: u64,
+    pub iterations: u64,
+    pub rows: Vec<StatsRow>,
+    pub aggregated: StatsRow,
+    pub errors: Vec<ErrorRow>,
+    pub task_errors: Vec<ErrorRow>,
+    /// Over the last few seconds.
+    pub current_rps: f64,
+    pub current_failures_per_s: f64,
+    pub current_p95_ms: f64,
+}
+
+/// One row of the statistics table. Times in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsRow {
+    pub method: String,
+    pub name: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub avg_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub median_ms: f64,
+    pub avg_size_bytes: f64,
+    pub rps: f64,
+    pub failures_per_s: f64,
+    /// `(label, milliseconds)` for 50 % .. 100 %.
+    pub percentiles: Vec<(String, f64)>,
+}
+
+impl StatsRow {
+    fn new(method: &str, name: &str, entry: &Entry, secs: f64) -> Self {
+        Self {
+            method: method.to_owned(),
+            name: name.to_owned(),
+            requests: entry.requests,
+            failures: entry.failures,
+            avg_ms: entry.avg_us() / 1000.0,
+            min_ms: ms(entry.min_us()),
+            max_ms: ms(entry.max_us),
+            median_ms: ms(entry.percentile_us(0.5)),
+            avg_size_bytes: entry.avg_bytes(),
+            rps: entry.requests as f64 / secs,
+            failures_per_s: entry.failures as f64 / secs,
+            percentiles: PERCENTILES
+                .iter()
+                .map(|&(q, label)| (label.to_owned(), ms(entry.percentile_us(q))))
+                .collect(),
+        }
+    }
+
+    /// Share of requests that failed, 0..=1.
+    pub fn failure_ratio(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.failures as f64 / self.requests as f64 }
+    }
+}
+
+/// One line of an error report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRow {
+    pub method: String,
+    pub name: String,
+    pub error: String,
+    pub occurrences: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Outcome, Sample};
+
+    #[test]
+    fn samples_from_many_threads_are_all_counted_once() {
+        let (mut aggregator, recorder) = Aggregator::new();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let recorder = recorder.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000u64 {
+                        let failed = i % 10 == 0;
+                        recorder.request(&Sample {
+                            method: "GET",
+                            name: if t % 2 == 0 { "/a" } else { "/b" },
+                            elapsed_us: 1000 + i,
+                            bytes: 2,
+                            outcome: if failed { Outcome::Failure("HTTP 500") } else { Outcome::Success },
+                        });
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("recording thread");
+        }
+        aggregator.collect();
+        aggregator.collect(); // a second pass must not count anything twice
+        let snap = aggregator.snapshot(0);
+        assert_eq!(snap.aggregated.requests, 4000);
+        assert_eq!(snap.aggregated.failures, 400);
+        assert_eq!(snap.rows.len(), 2);
+        assert!(snap.rows.iter().all(|r| r.requests == 2000));
+        assert_eq!(snap.errors.len(), 2);
+        assert_eq!(snap.errors.iter().map(|e| e.occurrences).sum::<u64>(), 400);
+        assert_eq!(snap.aggregated.percentiles.len(), PERCENTILES.len());
+    }
+
+    #[test]
+    fn recorders_of_different_runs_do_not_mix() {
+        let (mut first, rec_first) = Aggregator::new();
+        let (mut second, rec_second) = Aggregator::new();
+        let sample = Sample { method: "GET", name: "/", elapsed_us: 5, bytes: 0, outcome: Outcome::Success };
+        rec_first.request(&sample);
+        rec_second.request(&sample);
+        rec_second.request(&sample);
+        first.collect();
+        second.collect();
+        assert_eq!(first.snapshot(0).aggregated.requests, 1);
+        assert_eq!(second.snapshot(0).aggregated.requests, 2);
+    }
+}

@@ -1,0 +1,157 @@
+//! One statistics row: counts, sizes and the latency histogram of one (method, name).
+
+use hdrhistogram::Histogram;
+
+/// Significant digits kept by every latency histogram (0.1 % precision).
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Counters and latency histogram for one request name, or for the aggregate of all.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub requests: u64,
+    pub failures: u64,
+    /// Sum of latencies, for an exact average (the histogram's mean is bucketed).
+    pub total_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub bytes: u64,
+    /// Latencies in microseconds. Auto-resizing, so memory follows the observed range.
+    pub histogram: Histogram<u64>,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            failures: 0,
+            total_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+            bytes: 0,
+            histogram: new_histogram(),
+        }
+    }
+}
+
+/// An empty auto-resizing latency histogram.
+pub fn new_histogram() -> Histogram<u64> {
+    // 3 significant digits is within the range the constructor accepts (0..=5).
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid histogram precision")
+}
+
+impl Entry {
+    /// Adds one request.
+    pub fn record(&mut self, elapsed_us: u64, bytes: u64, failed: bool) {
+        self.requests += 1;
+        self.failures += u64::from(failed);
+        self.total_us += elapsed_us;
+        self.min_us = self.min_us.min(elapsed_us);
+        self.max_us = self.max_us.max(elapsed_us);
+        self.bytes += bytes;
+        // An auto-resizing histogram only refuses values above its configured maximum,
+        // which is unbounded here; saturate instead of losing the sample.
+        self.histogram.saturating_record(elapsed_us.max(1));
+    }
+
+    /// Adds every request of `other`.
+    pub fn merge(&mut self, other: &Entry) {
+        if other.requests == 0 {
+            return;
+        }
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.total_us += other.total_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+        self.bytes += other.bytes;
+        // Both histograms auto-resize, so adding cannot fail on range.
+        let _ = self.histogram.add(&other.histogram);
+    }
+
+    /// Empties the entry, keeping its allocations.
+    pub fn reset(&mut self) {
+        self.requests = 0;
+        self.failures = 0;
+        self.total_us = 0;
+        self.min_us = u64::MAX;
+        self.max_us = 0;
+        self.bytes = 0;
+        self.histogram.reset();
+    }
+
+    pub fn avg_us(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.total_us as f64 / self.requests as f64 }
+    }
+
+    pub fn min_us(&self) -> u64 {
+        if self.requests == 0 { 0 } else { self.min_us }
+    }
+
+    pub fn avg_bytes(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.bytes as f64 / self.requests as f64 }
+    }
+
+    /// The latency at `quantile` (0.0..=1.0) in microseconds, 0 when empty.
+    pub fn percentile_us(&self, quantile: f64) -> u64 {
+        if self.requests == 0 {
+            return 0;
+        }
+        if quantile >= 1.0 {
+            return self.max_us;
+        }
+        self.histogram.value_at_quantile(quantile).min(self.max_us)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_and_merge_keep_exact_counts_and_extremes() {
+        let mut a = Entry::default();
+        for us in [1_000, 2_000, 3_000] {
+            a.record(us, 10, false);
+        }
+        let mut b = Entry::default();
+        b.record(10_000, 5, true);
+        a.merge(&b);
+        assert_eq!(a.requests, 4);
+        assert_eq!(a.failures, 1);
+        assert_eq!(a.min_us(), 1_000);
+        assert_eq!(a.max_us, 10_000);
+        assert_eq!(a.bytes, 35);
+        assert!((a.avg_us() - 4_000.0).abs() < f64::EPSILON);
+        assert_eq!(a.percentile_us(1.0), 10_000);
+    }
+
+    #[test]
+    fn percentiles_come_from_the_histogram_within_its_precision() {
+        let mut e = Entry::default();
+        for us in 1..=10_000 {
+            e.record(us, 0, false);
+        }
+        let p50 = e.percentile_us(0.5) as f64;
+        let p99 = e.percentile_us(0.99) as f64;
+        assert!((p50 - 5_000.0).abs() / 5_000.0 < 0.002, "p50 {p50}");
+        assert!((p99 - 9_900.0).abs() / 9_900.0 < 0.002, "p99 {p99}");
+    }
+
+    #[test]
+    fn empty_entry_reports_zeroes_not_sentinels() {
+        let e = Entry::default();
+        assert_eq!(e.min_us(), 0);
+        assert_eq!(e.percentile_us(0.95), 0);
+        assert_eq!(e.avg_us(), 0.0);
+    }
+
+    #[test]
+    fn reset_keeps_nothing() {
+        let mut e = Entry::default();
+        e.record(5, 1, true);
+        e.reset();
+        assert_eq!(e.requests, 0);
+        assert_eq!(e.histogram.len(), 0);
+        assert_eq!(e.min_us(), 0);
+    }
+}

@@ -1,0 +1,206 @@
+//! The hot path: each worker thread records into its own shard, so recording a request
+//! takes an uncontended lock on memory only that thread writes to. The aggregator visits
+//! every shard once a second and moves what it finds into the run totals.
+
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hashbrown::{Equivalent, HashMap};
+
+use super::entry::{Entry, new_histogram};
+
+/// One finished request, as the HTTP host saw it.
+#[derive(Debug)]
+pub struct Sample<'a> {
+    pub method: &'a str,
+    pub name: &'a str,
+    pub elapsed_us: u64,
+    pub bytes: u64,
+    pub outcome: Outcome<'a>,
+}
+
+/// Whether a request counts as a success, and if not, the message for the error report.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    Success,
+    Failure(&'a str),
+}
+
+/// A statistics key: request method and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct RequestKey {
+    pub method: String,
+    pub name: String,
+}
+
+/// The same key borrowed, so the hot path looks entries up without allocating.
+#[derive(Hash)]
+struct RequestKeyRef<'a> {
+    method: &'a str,
+    name: &'a str,
+}
+
+impl Equivalent<RequestKey> for RequestKeyRef<'_> {
+    fn equivalent(&self, key: &RequestKey) -> bool {
+        self.method == key.method && self.name == key.name
+    }
+}
+
+/// An error-report key: where the error happened and its message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct ErrorKey {
+    pub method: String,
+    pub name: String,
+    pub message: String,
+}
+
+struct ErrorKeyRef<'a> {
+    method: &'a str,
+    name: &'a str,
+    message: &'a str,
+}
+
+impl Hash for ErrorKeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly like the derived `Hash` of `ErrorKey`.
+        self.method.hash(state);
+        self.name.hash(state);
+        self.message.hash(state);
+    }
+}
+
+impl Equivalent<ErrorKey> for ErrorKeyRef<'_> {
+    fn equivalent(&self, key: &ErrorKey) -> bool {
+        self.method == key.method && self.name == key.name && self.message == key.message
+    }
+}
+
+/// What one thread recorded since the aggregator last visited.
+#[derive(Default)]
+pub(super) struct Shard {
+    pub requests: HashMap<RequestKey, Entry>,
+    /// Request failures by message (the error report).
+    pub errors: HashMap<ErrorKey, u64>,
+    /// Task errors and guest traps by task and message.
+    pub task_errors: HashMap<ErrorKey, u64>,
+    pub iterations: u64,
+    /// All requests together, for the live percentiles of the last few seconds.
+    pub window: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl Shard {
+    fn record(&mut self, sample: &Sample<'_>) {
+        let key = RequestKeyRef { method: sample.method, name: sample.name };
+        let failed = matches!(sample.outcome, Outcome::Failure(_));
+        match self.requests.get_mut(&key) {
+            Some(entry) => entry.record(sample.elapsed_us, sample.bytes, failed),
+            None => {
+                let mut entry = Entry::default();
+                entry.record(sample.elapsed_us, sample.bytes, failed);
+                self.requests.insert(
+                    RequestKey { method: sample.method.to_owned(), name: sample.name.to_owned() },
+                    entry,
+                );
+            }
+        }
+        if let Outcome::Failure(message) = sample.outcome {
+            count_error(&mut self.errors, sample.method, sample.name, message);
+        }
+        self.window.get_or_insert_with(new_histogram).saturating_record(sample.elapsed_us.max(1));
+    }
+}
+
+fn count_error(map: &mut HashMap<ErrorKey, u64>, method: &str, name: &str, message: &str) {
+    let key = ErrorKeyRef { method, name, message };
+    match map.get_mut(&key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(
+                ErrorKey { method: method.to_owned(), name: name.to_owned(), message: message.to_owned() },
+                1,
+            );
+        }
+    }
+}
+
+/// Every shard of one run. Shared by the recorders (to register) and the aggregator.
+#[derive(Default)]
+pub(super) struct Registry {
+    id: u64,
+    shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
+}
+
+impl Registry {
+    pub fn shards(&self) -> Vec<Arc<Mutex<Shard>>> {
+        lock(&self.shards).clone()
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: a panicked recorder leaves counters that are still
+/// the best record of what happened.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's shard and the registry it belongs to (a process can hold several
+    /// runs over its life, for example in tests).
+    static SHARD: RefCell<Option<(u64, Arc<Mutex<Shard>>)>> = const { RefCell::new(None) };
+}
+
+/// Records samples into the calling thread's shard. Cheap to clone; one per VU.
+#[derive(Clone)]
+pub struct Recorder {
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("registry", &self.registry.id).finish()
+    }
+}
+
+impl Recorder {
+    pub(super) fn new() -> (Self, Arc<Registry>) {
+        let registry = Arc::new(Registry {
+            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::default(),
+        });
+        (Self { registry: registry.clone() }, registry)
+    }
+
+    /// Records one request.
+    pub fn request(&self, sample: &Sample<'_>) {
+        self.with_shard(|shard| shard.record(sample));
+    }
+
+    /// Records a task that ended in an error or a trap.
+    pub fn task_error(&self, task: &str, message: &str) {
+        self.with_shard(|shard| count_error(&mut shard.task_errors, "TASK", task, message));
+    }
+
+    /// Records one finished iteration (task + wait).
+    pub fn iteration(&self) {
+        self.with_shard(|shard| shard.iterations += 1);
+    }
+
+    fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        SHARD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let stale = !matches!(&*slot, Some((id, _)) if *id == self.registry.id);
+            if stale {
+                *slot = None;
+            }
+            let (_, shard) = slot.get_or_insert_with(|| {
+                let shard = Arc::new(Mutex::new(Shard::default()));
+                lock(&self.registry.shards).push(shard.clone());
+                (self.registry.id, shard)
+            });
+            f(&mut lock(shard))
+        })
+    }
+}
