@@ -48,9 +48,8 @@ impl Entry {
         self.min_us = self.min_us.min(elapsed_us);
         self.max_us = self.max_us.max(elapsed_us);
         self.bytes += bytes;
-        // An auto-resizing histogram only refuses values above its configured maximum,
-        // which is unbounded here; saturate instead of losing the sample.
-        self.histogram.saturating_record(elapsed_us.max(1));
+        // Auto-resizing: recording only fails for values no u64 histogram can hold.
+        let _ = self.histogram.record(elapsed_us.max(1));
     }
 
     /// Adds every request of `other`.
@@ -153,5 +152,31 @@ mod tests {
         assert_eq!(e.requests, 0);
         assert_eq!(e.histogram.len(), 0);
         assert_eq!(e.min_us(), 0);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    /// Regression: percentiles above the histogram's initial range read as 0 after the
+    /// shard entry was cloned or merged into the run totals.
+    #[test]
+    fn large_values_survive_clone_and_merge() {
+        let mut shard = Entry::default();
+        shard.record(3_300, 0, false);
+        shard.record(3_500, 0, false);
+        let cloned = shard.clone();
+        assert!(cloned.percentile_us(0.5) >= 3_290, "clone {}", cloned.percentile_us(0.5));
+        let mut total = Entry::default();
+        total.merge(&shard);
+        assert!(total.percentile_us(0.5) >= 3_290, "merge {}", total.percentile_us(0.5));
+        // The aggregator's sequence: clone on first sight, reset, record again, merge.
+        let mut total = shard.clone();
+        shard.reset();
+        shard.record(3_400, 0, false);
+        total.merge(&shard);
+        assert_eq!(total.requests, 3);
+        assert!(total.percentile_us(0.5) >= 3_290, "after reset {}", total.percentile_us(0.5));
     }
 }

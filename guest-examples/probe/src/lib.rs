@@ -1,0 +1,101 @@
+//! A scenario configured entirely by environment variables (`runner run --env K=V`), used by
+//! the end-to-end tests and the benchmark to exercise one behaviour at a time.
+//!
+//! - `PROBE_TASKS`: `name:weight:path,...` (default `root:1:/`); each task sends one
+//!   request to its path, grouped under `PROBE_NAME` when set.
+//! - `PROBE_METHOD`: request method (default `GET`).
+//! - `PROBE_WAIT`: `none`, `constant:MS`, `between:MS:MS` or `pacing:MS` (default none).
+//! - `PROBE_LOGIN=1`: `POST /login` in `on_start`.
+//! - `PROBE_SLEEP_MS`: sleep on the host after each request.
+//! - `PROBE_PANIC_AT`: panic (trap) in the task of this iteration number.
+//! - `PROBE_ERROR=1`: every task returns an error after its request.
+//! - `PROBE_SAY=text`: print `text` to stdout and log it at each `on_start`.
+//! - `PROBE_SHOW_ENV=1`: send the names of the visible environment variables in `x-env`.
+//! - `PROBE_STOP_PATH`: request this path in `on_stop`.
+
+use std::time::Duration;
+
+use wasmload::prelude::*;
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+fn env_num(key: &str) -> Option<u64> {
+    env(key).and_then(|v| v.parse().ok())
+}
+
+#[derive(Default)]
+struct Probe;
+
+impl User for Probe {
+    fn plan() -> Plan<Self> {
+        let spec = env("PROBE_TASKS").unwrap_or_else(|| "root:1:/".to_owned());
+        let mut plan = Plan::new().wait_time(wait_time());
+        for task in spec.split(',') {
+            let mut parts = task.splitn(3, ':');
+            let (Some(name), Some(weight), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let path = path.to_owned();
+            let weight = weight.parse().unwrap_or(1);
+            plan = plan.weighted(name, weight, move |_: &mut Probe| hit(&path));
+        }
+        plan
+    }
+
+    fn on_start(&mut self) -> TaskResult {
+        if let Some(text) = env("PROBE_SAY") {
+            println!("{text}");
+            vu::log(Level::Info, &text);
+        }
+        if env("PROBE_LOGIN").is_some() {
+            post("/login").form(&[("user", "probe")]).send()?;
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self) -> TaskResult {
+        if let Some(path) = env("PROBE_STOP_PATH") {
+            get(path).send()?;
+        }
+        Ok(())
+    }
+}
+
+fn wait_time() -> WaitTime {
+    let spec = env("PROBE_WAIT").unwrap_or_default();
+    let ms = |s: Option<&str>| s.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1000.0;
+    let mut parts = spec.split(':');
+    match parts.next() {
+        Some("constant") => constant(ms(parts.next())),
+        Some("between") => between(ms(parts.next()), ms(parts.next())),
+        Some("pacing") => constant_pacing(ms(parts.next())),
+        _ => WaitTime::None,
+    }
+}
+
+fn hit(path: &str) -> TaskResult {
+    if env_num("PROBE_PANIC_AT") == Some(vu::iteration()) {
+        panic!("probe panics at iteration {}", vu::iteration());
+    }
+    let method = env("PROBE_METHOD").unwrap_or_else(|| "GET".to_owned());
+    let mut request = wasmload::request(&method, path);
+    if let Some(name) = env("PROBE_NAME") {
+        request = request.name(name);
+    }
+    if env("PROBE_SHOW_ENV").is_some() {
+        let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+        request = request.header("x-env", names.join(","));
+    }
+    request.send()?;
+    if let Some(ms) = env_num("PROBE_SLEEP_MS") {
+        vu::sleep(Duration::from_millis(ms));
+    }
+    if env("PROBE_ERROR").is_some() {
+        return Err(Error::msg("probe error"));
+    }
+    Ok(())
+}
+
+export_user!(Probe);

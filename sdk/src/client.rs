@@ -1,0 +1,176 @@
+//! HTTP requests, performed and timed by the host (Locust `self.client`).
+
+use std::time::Duration;
+
+use crate::__private::bindings::wasmload::scenario::http as wit;
+
+pub use wit::HttpError;
+
+/// Starts a request with any method.
+pub fn request(method: &str, url: impl Into<String>) -> RequestBuilder {
+    RequestBuilder {
+        inner: wit::Request {
+            method: method.to_owned(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            name: None,
+            timeout_ms: None,
+            catch_response: false,
+        },
+    }
+}
+
+/// `GET url`; `url` is absolute or a path joined to the run's `--host`.
+pub fn get(url: impl Into<String>) -> RequestBuilder {
+    request("GET", url)
+}
+
+pub fn post(url: impl Into<String>) -> RequestBuilder {
+    request("POST", url)
+}
+
+pub fn put(url: impl Into<String>) -> RequestBuilder {
+    request("PUT", url)
+}
+
+pub fn patch(url: impl Into<String>) -> RequestBuilder {
+    request("PATCH", url)
+}
+
+pub fn delete(url: impl Into<String>) -> RequestBuilder {
+    request("DELETE", url)
+}
+
+pub fn head(url: impl Into<String>) -> RequestBuilder {
+    request("HEAD", url)
+}
+
+/// A request being described; [`RequestBuilder::send`] performs it.
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder {
+    inner: wit::Request,
+}
+
+impl RequestBuilder {
+    /// Groups statistics under `name` instead of the URL (Locust `name=`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.inner.name = Some(name.into());
+        self
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.inner.body = Some(body.into());
+        self
+    }
+
+    /// A JSON body (already encoded) with its content type.
+    pub fn json(self, json: impl Into<Vec<u8>>) -> Self {
+        self.header("content-type", "application/json").body(json)
+    }
+
+    /// A form body (`a=1&b=2`, values percent-encoded) with its content type.
+    pub fn form(self, fields: &[(&str, &str)]) -> Self {
+        let encoded: Vec<String> =
+            fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
+        self.header("content-type", "application/x-www-form-urlencoded").body(encoded.join("&"))
+    }
+
+    /// Fails the request if the whole exchange takes longer.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner.timeout_ms = Some(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// Lets the task decide success or failure with [`Response::success`] and
+    /// [`Response::failure`] (Locust `catch_response=True`). Until it does, the request
+    /// counts as failed when its status is 400 or more.
+    pub fn catch_response(mut self) -> Self {
+        self.inner.catch_response = true;
+        self
+    }
+
+    /// Sends the request and waits for the whole response. Transport errors (refused,
+    /// timed out, ...) are recorded as failures by the host and returned here.
+    pub fn send(self) -> Result<Response, HttpError> {
+        wit::send(&self.inner).map(|inner| Response { inner })
+    }
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A complete response.
+#[derive(Debug)]
+pub struct Response {
+    inner: wit::Response,
+}
+
+impl Response {
+    pub fn status(&self) -> u16 {
+        self.inner.status
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.inner.headers
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.inner.body
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.inner.body).into_owned()
+    }
+
+    /// Time from the start of the request to the last body byte, measured by the host.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_micros(self.inner.elapsed_us)
+    }
+
+    /// Marks a `catch_response` request successful whatever its status.
+    pub fn success(self) {
+        wit::report(self.inner.id, Ok(()));
+    }
+
+    /// Marks a `catch_response` request failed; `message` appears in the error report.
+    pub fn failure(self, message: impl Into<String>) {
+        let message: String = message.into();
+        wit::report(self.inner.id, Err(&message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_encode;
+
+    #[test]
+    fn form_values_are_percent_encoded() {
+        assert_eq!(form_encode("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
+    }
+}
