@@ -81,7 +81,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The example plan to run.
-    #[arg(default_value = "guest-examples/target/wasm32-wasip2/release/concert.wasm")]
+    #[arg(default_value = "guest-examples/target/wasm32-wasip2/release/shop.wasm")]
     pub plan: PathBuf,
     #[arg(short = 'u', long, default_value_t = 20, value_parser = parse_users)]
     pub users: u32,
@@ -178,7 +178,10 @@ mod tests {
 
     #[test]
     fn hosts_and_env_pairs() {
-        assert_eq!(parse_host("http://127.0.0.1:8080/").map(|b| b.as_str().to_owned()), Ok("http://127.0.0.1:8080".into()));
+        assert_eq!(
+            parse_host("http://127.0.0.1:8080/").map(|b| b.as_str().to_owned()),
+            Ok("http://127.0.0.1:8080".into())
+        );
         assert!(parse_host("127.0.0.1:8080").is_err());
         assert!(parse_host("ftp://x").is_err());
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));

@@ -43,10 +43,8 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let cfg = requested.resolve(&loaded.plan.options)?;
     warn_about_map_count(cfg.users);
 
-    let shared = Arc::new(HostShared {
-        http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?),
-        env: cfg.env.clone(),
-    });
+    let shared =
+        Arc::new(HostShared { http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?), env: cfg.env.clone() });
     let (mut aggregator, recorder) = Aggregator::new();
     let population = Arc::new(Population::default());
     let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), cfg.iterations));
@@ -208,7 +206,9 @@ impl EpochTicker {
                 }
             })
             .map(|_| ())
-            .unwrap_or_else(|e| console::line(&format!("Warning: no epoch ticker ({e}); busy guests cannot be interrupted")));
+            .unwrap_or_else(|e| {
+                console::line(&format!("Warning: no epoch ticker ({e}); busy guests cannot be interrupted"))
+            });
         Self { running }
     }
 }

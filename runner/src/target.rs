@@ -48,9 +48,8 @@ impl Drop for Target {
 
 /// Starts the target on 127.0.0.1:`port` (0 for any free port).
 pub async fn start(port: u16) -> anyhow::Result<Target> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
     let counter = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn(async move {
@@ -60,9 +59,8 @@ pub async fn start(port: u16) -> anyhow::Result<Target> {
             let counter = counter.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| handle(req, counter.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -75,11 +73,8 @@ async fn handle(req: Request<Incoming>, counter: Arc<AtomicU64>) -> Result<Respo
     // Read the request body so the connection can be reused.
     let _ = body.collect().await;
     let path = parts.uri.path();
-    let has_session = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|c| c.contains("session=")));
+    let has_session =
+        parts.headers.get_all(header::COOKIE).iter().any(|v| v.to_str().is_ok_and(|c| c.contains("session=")));
     let response = match (&parts.method, path) {
         (&Method::GET, "/") => text(StatusCode::OK, "Welcome to the wasmload demo target\n"),
         (&Method::GET, p) if p.starts_with("/concert/") => {
@@ -95,8 +90,7 @@ async fn handle(req: Request<Incoming>, counter: Arc<AtomicU64>) -> Result<Respo
         }
         (&Method::POST, "/login") => {
             let mut r = json(r#"{"ok":true}"#);
-            r.headers_mut()
-                .insert(header::SET_COOKIE, header::HeaderValue::from_static("session=demo-user; Path=/"));
+            r.headers_mut().insert(header::SET_COOKIE, header::HeaderValue::from_static("session=demo-user; Path=/"));
             r
         }
         (&Method::GET, "/cart") if has_session => json(r#"{"items":[]}"#),

@@ -1,0 +1,334 @@
+//! Shared pieces of the end-to-end tests: the guest components built by `build.rs`, a real
+//! HTTP(S) server on 127.0.0.1 that records every request it receives, and a helper that
+//! runs the real `runner` binary and collects its output and JSON report.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// Paths of the guest components (`CONCERT`, `SHOP`, `PROBE`, `WRONG_WORLD`, ...).
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub method: String,
+    pub path: String,
+    /// The `x-vu` header the probe guest sends.
+    pub vu: Option<u32>,
+    pub cookie: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    /// Since the server started.
+    pub at: Duration,
+}
+
+/// How the server answers. By path:
+/// - `/login`: 200 and `Set-Cookie: session=vu-<x-vu>`;
+/// - `/status/<code>`: that status;
+/// - `/delay/<ms>`: 200 after `ms` milliseconds;
+/// - any path listed in `fail`: 500;
+/// - anything else: 200 `ok`.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    pub fail: Vec<String>,
+    pub tls: bool,
+}
+
+/// A recording server on 127.0.0.1, stopped when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::with(Behaviour::default())
+    }
+
+    pub fn with(behaviour: Behaviour) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("test server runtime");
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = behaviour.tls.then(tls_acceptor);
+        let tls = behaviour.tls;
+        let state = Arc::new((behaviour, hits.clone(), Instant::now()));
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = state.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(req, state.clone()));
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, tls, hits, runtime: Some(runtime) }
+    }
+
+    /// The base URL for `--host`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Every request received so far.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().expect("hits lock").clone()
+    }
+
+    /// Requests received per path.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for hit in self.hits() {
+            *counts.entry(hit.path).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn count(&self, path: &str) -> u64 {
+        self.counts().get(path).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.hits().len() as u64
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+type State = (Behaviour, Arc<Mutex<Vec<Hit>>>, Instant);
+
+async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (behaviour, hits, started) = &*state;
+    let (parts, body) = req.into_parts();
+    let _ = body.collect().await;
+    let path = parts.uri.path().to_owned();
+    let text = |name: &header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let vu = parts.headers.get("x-vu").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    hits.lock().expect("hits lock").push(Hit {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        vu,
+        cookie: text(&header::COOKIE),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        at: started.elapsed(),
+    });
+    let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+    if path == "/login" {
+        let cookie = format!("session=vu-{}; Path=/", vu.map_or("anon".to_owned(), |v: u32| v.to_string()));
+        response.headers_mut().insert(header::SET_COOKIE, cookie.parse().expect("valid cookie header"));
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        *response.status_mut() =
+            code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::BAD_REQUEST);
+    } else if let Some(ms) = path.strip_prefix("/delay/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+    } else if behaviour.fail.contains(&path) {
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    Ok(response)
+}
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("generate a self-signed certificate");
+    let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key der");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server certificate");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// The `runner` binary built by the same `cargo test` (next to this test's `deps/`).
+pub fn runner_bin() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_runner") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let bin = dir.join("runner");
+    assert!(bin.exists(), "{} not found: run the tests with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// What a finished runner process left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// The `--json` report, if one was written.
+    pub json: Option<serde_json::Value>,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    pub fn report(&self) -> &serde_json::Value {
+        self.json.as_ref().unwrap_or_else(|| panic!("no JSON report; stderr:\n{}", self.stderr))
+    }
+
+    /// The statistics row for (method, name) in the JSON report.
+    pub fn row(&self, method: &str, name: &str) -> &serde_json::Value {
+        self.report()["rows"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["method"] == method && r["name"] == name))
+            .unwrap_or_else(|| panic!("no row {method} {name} in {:#}", self.report()["rows"]))
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.report()["aggregated"]["requests"].as_u64().expect("aggregated.requests")
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.report()["aggregated"]["failures"].as_u64().expect("aggregated.failures")
+    }
+}
+
+/// A runner command line being prepared.
+pub struct Runner {
+    cmd: Command,
+    json: tempfile::TempPath,
+}
+
+impl Runner {
+    /// `runner run <plan> -q --json <tmp>` plus whatever is added.
+    pub fn run(plan: &str) -> Self {
+        let json = tempfile::Builder::new().suffix(".json").tempfile().expect("temp file").into_temp_path();
+        let _ = std::fs::remove_file(&json);
+        let mut cmd = Command::new(runner_bin());
+        cmd.arg("run").arg(plan).arg("-q").arg("--json").arg(&json);
+        Self { cmd, json }
+    }
+
+    /// Any other subcommand, without extra flags.
+    pub fn raw(args: &[&str]) -> Self {
+        let json = tempfile::Builder::new().suffix(".json").tempfile().expect("temp file").into_temp_path();
+        let _ = std::fs::remove_file(&json);
+        let mut cmd = Command::new(runner_bin());
+        cmd.args(args);
+        Self { cmd, json }
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn host(self, server: &Server) -> Self {
+        let url = server.url();
+        self.args(&["--host", &url])
+    }
+
+    /// Passes `KEY=VALUE` to the guest.
+    pub fn env(self, key: &str, value: &str) -> Self {
+        let pair = format!("{key}={value}");
+        self.args(&["--env", &pair])
+    }
+
+    /// Runs to completion (at most `limit`).
+    pub fn finish(self, limit: Duration) -> Run {
+        let (child, json) = self.spawn();
+        collect(child, json, limit)
+    }
+
+    /// Starts the process and returns it with the report path.
+    pub fn spawn(mut self) -> (Child, tempfile::TempPath) {
+        let child = self
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the runner");
+        (child, self.json)
+    }
+}
+
+/// Waits for `child` (killing it after `limit`) and gathers its output and report.
+pub fn collect(mut child: Child, json: tempfile::TempPath, limit: Duration) -> Run {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("poll the runner").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("runner output");
+            panic!(
+                "the runner did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("runner output");
+    let json = std::fs::read_to_string(&json).ok().map(|text| serde_json::from_str(&text).expect("valid JSON report"));
+    Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        json,
+    }
+}
+
+/// Sends SIGINT (Ctrl-C) to a process the test started.
+pub fn interrupt(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("pid fits in i32");
+    let rc = unsafe_kill(pid, libc::SIGINT);
+    assert_eq!(rc, 0, "kill -INT {pid}");
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, signal: i32) -> i32 {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, signal) }
+}

@@ -19,9 +19,7 @@ struct ConcertScenarioUser;
 
 impl User for ConcertScenarioUser {
     fn plan() -> Plan<Self> {
-        Plan::new()
-            .wait_time(between(1.0, 3.0))
-            .task("festival_info_scenario", Self::festival_info_scenario)
+        Plan::new().wait_time(between(1.0, 3.0)).task("festival_info_scenario", Self::festival_info_scenario)
     }
 }
 

@@ -1,6 +1,8 @@
 //! A scenario configured entirely by environment variables (`runner run --env K=V`), used by
 //! the end-to-end tests and the benchmark to exercise one behaviour at a time.
 //!
+//! Every request carries the VU id in `x-vu`.
+//!
 //! - `PROBE_TASKS`: `name:weight:path,...` (default `root:1:/`); each task sends one
 //!   request to its path, grouped under `PROBE_NAME` when set.
 //! - `PROBE_METHOD`: request method (default `GET`).
@@ -50,7 +52,7 @@ impl User for Probe {
             vu::log(Level::Info, &text);
         }
         if env("PROBE_LOGIN").is_some() {
-            post("/login").form(&[("user", "probe")]).send()?;
+            post("/login").header("x-vu", vu::id().to_string()).form(&[("user", "probe")]).send()?;
         }
         Ok(())
     }
@@ -80,7 +82,7 @@ fn hit(path: &str) -> TaskResult {
         panic!("probe panics at iteration {}", vu::iteration());
     }
     let method = env("PROBE_METHOD").unwrap_or_else(|| "GET".to_owned());
-    let mut request = wasmload::request(&method, path);
+    let mut request = wasmload::request(&method, path).header("x-vu", vu::id().to_string());
     if let Some(name) = env("PROBE_NAME") {
         request = request.name(name);
     }

@@ -103,8 +103,8 @@ impl VuClient {
 
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing) -> Result<Incoming, SendError> {
-        let target = target::resolve(self.shared.base.as_ref(), &out.url)
-            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        let target =
+            target::resolve(self.shared.base.as_ref(), &out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let request = self.build(out, &target)?;
         match tokio::time::timeout(timeout, self.exchange(&target, request)).await {
@@ -266,9 +266,8 @@ async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, SendEr
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| SendError::Connect(describe(&e)))?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(io).await.map_err(|e| SendError::Connect(describe(&e)))?;
     // The connection runs until the VU drops its sender or the server closes it.
     tokio::spawn(async move {
         let _ = connection.await;
@@ -292,4 +291,3 @@ fn describe(e: &hyper::Error) -> String {
         None => e.to_string(),
     }
 }
-

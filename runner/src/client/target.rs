@@ -147,8 +147,8 @@ mod tests {
         assert!(matches!(resolve(None, "/x"), Err(UrlError::NoHost(_))));
         assert!(matches!(resolve(None, "ftp://a/b"), Err(UrlError::Scheme(_))));
         assert!(matches!(resolve(None, "http://"), Err(UrlError::Invalid(_))));
-        assert!(matches!(BaseUrl::parse("127.0.0.1:8080"), Err(_)));
-        assert!(matches!(BaseUrl::parse("not a url"), Err(_)));
+        assert!(BaseUrl::parse("127.0.0.1:8080").is_err());
+        assert!(BaseUrl::parse("not a url").is_err());
         assert!(matches!(BaseUrl::parse("http://user@host"), Err(UrlError::Invalid(_))));
     }
 }

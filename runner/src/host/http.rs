@@ -84,13 +84,8 @@ impl Host for VuState {
         let started = Instant::now();
         let Request { method, url, headers, body, name, timeout_ms, catch_response } = request;
         let name = name.unwrap_or_else(|| url.clone());
-        let outgoing = Outgoing {
-            method,
-            url,
-            headers,
-            body,
-            timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-        };
+        let outgoing =
+            Outgoing { method, url, headers, body, timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))) };
         let method_for_stats = outgoing.method.to_ascii_uppercase();
         let result = self.http.send(outgoing).await;
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -115,26 +110,14 @@ impl Host for VuState {
         };
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
         let id = self.pending.next_id();
-        let pending = Pending {
-            id,
-            method: method_for_stats,
-            name,
-            elapsed_us,
-            bytes: incoming.body_len,
-            default_failure,
-        };
+        let pending =
+            Pending { id, method: method_for_stats, name, elapsed_us, bytes: incoming.body_len, default_failure };
         if catch_response {
             self.pending.push(pending, &self.recorder);
         } else {
             pending.record_default(&self.recorder);
         }
-        Ok(Response {
-            id,
-            status: incoming.status,
-            headers: incoming.headers,
-            body: incoming.body,
-            elapsed_us,
-        })
+        Ok(Response { id, status: incoming.status, headers: incoming.headers, body: incoming.body, elapsed_us })
     }
 
     async fn report(&mut self, id: u64, outcome: Result<(), String>) {

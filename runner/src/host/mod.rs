@@ -46,9 +46,7 @@ impl VuState {
     /// stdout and stderr go to the runner's console prefixed with the VU id.
     pub fn new(id: u32, shared: &HostShared, recorder: Recorder) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.envs(&shared.env)
-            .stdout(stdio::GuestOutput::new(id))
-            .stderr(stdio::GuestOutput::new(id));
+        wasi.envs(&shared.env).stdout(stdio::GuestOutput::new(id)).stderr(stdio::GuestOutput::new(id));
         Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),

@@ -95,7 +95,10 @@ pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiv
         while vus.try_join_next().is_some() {}
     }
     if *phase.borrow() == Phase::Running {
-        console::line(&format!("All users spawned: {} total users", context.population.spawned.load(Ordering::Relaxed)));
+        console::line(&format!(
+            "All users spawned: {} total users",
+            context.population.spawned.load(Ordering::Relaxed)
+        ));
     }
     while let Some(result) = vus.join_next().await {
         if let Err(e) = result

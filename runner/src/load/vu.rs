@@ -44,7 +44,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         instance.store.data_mut().iteration = done;
         let started = Instant::now();
         let Instance { store, guest } = &mut instance;
-        let result = unless_killed(&mut phase, guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32)).await;
+        let result =
+            unless_killed(&mut phase, guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32))
+                .await;
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
@@ -89,7 +91,10 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
     let guest = match unless_killed(phase, ctx.plan.pre.instantiate_async(&mut store)).await? {
         Ok(guest) => guest,
         Err(e) => {
-            ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.population.spawned.load(Ordering::Relaxed)));
+            ctx.recorder.task_error(
+                "instantiate",
+                &crate::plan::instantiation_error(&e, ctx.population.spawned.load(Ordering::Relaxed)),
+            );
             return None;
         }
     };

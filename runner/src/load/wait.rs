@@ -29,9 +29,8 @@ mod tests {
     #[test]
     fn between_stays_within_bounds_and_spreads() {
         let mut rng = fastrand::Rng::with_seed(7);
-        let waits: Vec<_> = (0..1000)
-            .map(|_| wait_after(WaitTime::Between((1000, 3000)), Duration::ZERO, &mut rng))
-            .collect();
+        let waits: Vec<_> =
+            (0..1000).map(|_| wait_after(WaitTime::Between((1000, 3000)), Duration::ZERO, &mut rng)).collect();
         assert!(waits.iter().all(|w| (Duration::from_secs(1)..=Duration::from_secs(3)).contains(w)));
         let mean = waits.iter().sum::<Duration>().as_secs_f64() / 1000.0;
         assert!((mean - 2.0).abs() < 0.1, "mean {mean}");

@@ -35,7 +35,8 @@ struct Report<'a> {
 
 /// Writes the report to `path`.
 pub fn write(path: &Path, run: &RunInfo, snapshot: &Snapshot) -> anyhow::Result<()> {
-    let report = Report { format_version: FORMAT_VERSION, runner_version: env!("CARGO_PKG_VERSION"), run, results: snapshot };
+    let report =
+        Report { format_version: FORMAT_VERSION, runner_version: env!("CARGO_PKG_VERSION"), run, results: snapshot };
     let text = serde_json::to_string_pretty(&report).context("cannot encode the JSON report")?;
     std::fs::write(path, text).with_context(|| format!("cannot write the JSON report to `{}`", path.display()))
 }

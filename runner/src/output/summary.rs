@@ -11,13 +11,7 @@ const MAX_NAME_WIDTH: usize = 60;
 
 /// The whole summary as text.
 pub fn render(snapshot: &Snapshot) -> String {
-    let width = snapshot
-        .rows
-        .iter()
-        .map(|r| r.name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(20, MAX_NAME_WIDTH);
+    let width = snapshot.rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(0).clamp(20, MAX_NAME_WIDTH);
     let mut out = String::new();
     stats_table(&mut out, snapshot, width);
     out.push('\n');
@@ -110,7 +104,7 @@ fn percentile_table(out: &mut String, s: &Snapshot, width: usize) {
 
 fn error_table(out: &mut String, title: &str, rows: &[ErrorRow]) {
     let _ = writeln!(out, "{title}");
-    let _ = writeln!(out, "{:<18} {}", "# occurrences", "Error");
+    let _ = writeln!(out, "{:<18} Error", "# occurrences");
     let _ = writeln!(out, "{}|{}", "-".repeat(19), "-".repeat(60));
     for e in rows {
         let place = if e.method.is_empty() { e.name.clone() } else { format!("{} {}", e.method, e.name) };

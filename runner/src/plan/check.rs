@@ -64,9 +64,7 @@ pub fn world(path: &Path, engine: &Engine, component: &Component) -> Result<(), 
         });
     };
     let ours = std::iter::once(export.clone()).chain(
-        ty.imports(engine)
-            .map(|(name, _)| name.to_owned())
-            .filter(|n| n.starts_with(&format!("{WIT_PACKAGE}/"))),
+        ty.imports(engine).map(|(name, _)| name.to_owned()).filter(|n| n.starts_with(&format!("{WIT_PACKAGE}/"))),
     );
     for name in ours {
         let found = name.split_once('@').map(|(_, v)| v).unwrap_or("(unversioned)");

@@ -51,14 +51,12 @@ pub async fn load(path: &Path, engine: Engine, shared: &HostShared) -> anyhow::R
 
     let mut linker = Linker::new(&engine);
     host::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot set up host functions: {e}"))?;
-    let instance_pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| check::link_error(path, &e))?;
+    let instance_pre = linker.instantiate_pre(&component).map_err(|e| check::link_error(path, &e))?;
     let pre = LoadTestPre::new(instance_pre).map_err(|e| check::link_error(path, &e))?;
 
-    let plan = describe(&engine, &pre, shared).await.with_context(|| {
-        format!("the plan `{}` failed while describing its scenario", path.display())
-    })?;
+    let plan = describe(&engine, &pre, shared)
+        .await
+        .with_context(|| format!("the plan `{}` failed while describing its scenario", path.display()))?;
     check::plan(&plan)?;
     Ok(LoadedPlan { engine, pre, plan })
 }
@@ -83,7 +81,6 @@ pub fn new_store(engine: &Engine, state: VuState) -> Store<VuState> {
 pub fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }
-
 
 impl LoadedPlan {
     /// Cumulative task weights, for weighted picking.

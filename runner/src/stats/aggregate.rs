@@ -173,7 +173,7 @@ fn error_rows(map: &BTreeMap<ErrorKey, u64>) -> Vec<ErrorRow> {
             occurrences,
         })
         .collect();
-    rows.sort_by(|a, b| b.occurrences.cmp(&a.occurrences));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.occurrences));
     rows
 }
 
@@ -229,10 +229,7 @@ impl StatsRow {
             avg_size_bytes: entry.avg_bytes(),
             rps: entry.requests as f64 / secs,
             failures_per_s: entry.failures as f64 / secs,
-            percentiles: PERCENTILES
-                .iter()
-                .map(|&(q, label)| (label.to_owned(), ms(entry.percentile_us(q))))
-                .collect(),
+            percentiles: PERCENTILES.iter().map(|&(q, label)| (label.to_owned(), ms(entry.percentile_us(q)))).collect(),
         }
     }
 

@@ -99,10 +99,8 @@ impl Shard {
             None => {
                 let mut entry = Entry::default();
                 entry.record(sample.elapsed_us, sample.bytes, failed);
-                self.requests.insert(
-                    RequestKey { method: sample.method.to_owned(), name: sample.name.to_owned() },
-                    entry,
-                );
+                self.requests
+                    .insert(RequestKey { method: sample.method.to_owned(), name: sample.name.to_owned() }, entry);
             }
         }
         if let Outcome::Failure(message) = sample.outcome {
@@ -117,10 +115,7 @@ fn count_error(map: &mut HashMap<ErrorKey, u64>, method: &str, name: &str, messa
     match map.get_mut(&key) {
         Some(n) => *n += 1,
         None => {
-            map.insert(
-                ErrorKey { method: method.to_owned(), name: name.to_owned(), message: message.to_owned() },
-                1,
-            );
+            map.insert(ErrorKey { method: method.to_owned(), name: name.to_owned(), message: message.to_owned() }, 1);
         }
     }
 }
@@ -166,10 +161,8 @@ impl std::fmt::Debug for Recorder {
 
 impl Recorder {
     pub(super) fn new() -> (Self, Arc<Registry>) {
-        let registry = Arc::new(Registry {
-            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
-            shards: Mutex::default(),
-        });
+        let registry =
+            Arc::new(Registry { id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed), shards: Mutex::default() });
         (Self { registry: registry.clone() }, registry)
     }
 

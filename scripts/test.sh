@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every check CI runs: formatting, lints (host and guests), and all tests. The tests build
+# the guest components themselves (tests/build.rs) and run the real runner against real
+# servers on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --all --check
+(cd guest-examples && cargo fmt --all --check)
+cargo clippy --release --workspace --all-targets -- -D warnings
+(cd guest-examples && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
+cargo test --release --workspace

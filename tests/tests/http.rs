@@ -1,0 +1,85 @@
+//! The HTTP client as users see it: cookies kept per VU, keep-alive, HTTPS with and
+//! without `--insecure`, and absolute URLs.
+
+use std::time::Duration;
+
+use e2e::{Behaviour, Runner, Server, guests};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn each_user_keeps_its_own_cookies() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_LOGIN", "1")
+        .env("PROBE_TASKS", "cart:1:/cart")
+        .args(&["-u", "5", "-r", "100", "--iterations", "4"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let carts: Vec<_> = server.hits().into_iter().filter(|h| h.path == "/cart").collect();
+    assert_eq!(carts.len(), 20);
+    for hit in carts {
+        let vu = hit.vu.expect("x-vu header");
+        assert_eq!(
+            hit.cookie.as_deref(),
+            Some(format!("session=vu-{vu}").as_str()),
+            "VU {vu} sent another user's cookie"
+        );
+    }
+    assert_eq!(server.count("/login"), 5);
+}
+
+#[test]
+fn https_works_with_insecure_and_is_refused_without_it() {
+    let server = Server::with(Behaviour { tls: true, ..Behaviour::default() });
+    let run =
+        Runner::run(guests::PROBE).host(&server).args(&["-u", "2", "--iterations", "5", "--insecure"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.count("/"), 10);
+    assert_eq!(run.requests(), 10);
+    assert_eq!(run.failures(), 0);
+
+    let refused = Runner::run(guests::PROBE).host(&server).args(&["-u", "1", "--iterations", "2"]).finish(LIMIT);
+    assert_eq!(refused.failures(), 2);
+    assert_eq!(server.count("/"), 10, "no request got through an unverified handshake");
+    let error = refused.report()["errors"][0]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("TLS handshake") && error.contains("certificate"), "{error}");
+}
+
+#[test]
+fn absolute_urls_go_where_they_say_without_a_host() {
+    let server = Server::start();
+    let url = format!("{}/absolute", server.url());
+    let tasks = format!("abs:1:{url}");
+    let run = Runner::run(guests::PROBE).env("PROBE_TASKS", &tasks).args(&["--iterations", "3"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.count("/absolute"), 3);
+    assert_eq!(run.row("GET", &url)["requests"], 3);
+}
+
+#[test]
+fn relative_urls_without_a_host_fail_with_a_reason() {
+    let run = Runner::run(guests::PROBE).args(&["--iterations", "2"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.failures(), 2);
+    let error = run.report()["errors"][0]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("no --host"), "{error}");
+}
+
+#[test]
+fn methods_headers_and_user_agent_reach_the_server() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_METHOD", "DELETE")
+        .args(&["--iterations", "2"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let hits = server.hits();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|h| h.method == "DELETE"));
+    assert!(hits.iter().all(|h| h.headers.get("user-agent").is_some_and(|ua| ua.starts_with("wasmload/"))));
+    assert!(hits.iter().all(|h| h.headers.get("host") == Some(&server.addr.to_string())));
+    assert_eq!(run.row("DELETE", "/")["requests"], 2);
+}

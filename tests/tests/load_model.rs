@@ -1,0 +1,145 @@
+//! The Locust load model: users reached at the spawn rate, wait times, `--iterations`, the
+//! run time, and stopping on Ctrl-C or the stop timeout with the summary still written.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use e2e::{Runner, Server, collect, guests, interrupt};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn users_start_at_the_spawn_rate_until_the_peak() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:100")
+        .args(&["-u", "10", "-r", "5", "-t", "3s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let mut first_seen: BTreeMap<u32, Duration> = BTreeMap::new();
+    for hit in server.hits() {
+        if let Some(vu) = hit.vu {
+            first_seen.entry(vu).or_insert(hit.at);
+        }
+    }
+    assert_eq!(first_seen.keys().copied().collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    // At 5 users/s, user k starts (k-1)/5 s after user 1.
+    let start = first_seen[&1];
+    for (vu, at) in &first_seen {
+        let offset = at.saturating_sub(start).as_secs_f64();
+        let expected = f64::from(vu - 1) / 5.0;
+        assert!((offset - expected).abs() < 0.25, "VU {vu} started at {offset:.3}s, expected {expected:.1}s");
+    }
+}
+
+#[test]
+fn constant_wait_spaces_each_users_tasks() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:200")
+        .args(&["-u", "1", "--iterations", "6"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let times: Vec<Duration> = server.hits().iter().map(|h| h.at).collect();
+    assert_eq!(times.len(), 6);
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(195) && gap < Duration::from_millis(400), "gap {gap:?}");
+    }
+}
+
+#[test]
+fn constant_pacing_keeps_task_starts_apart_whatever_the_task_takes() {
+    let server = Server::start();
+    // Each task takes ~100 ms (host sleep); pacing 300 ms leaves ~200 ms of wait.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "pacing:300")
+        .env("PROBE_SLEEP_MS", "100")
+        .args(&["-u", "1", "--iterations", "5"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let times: Vec<Duration> = server.hits().iter().map(|h| h.at).collect();
+    assert_eq!(times.len(), 5);
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(290) && gap < Duration::from_millis(420), "gap {gap:?}");
+    }
+}
+
+#[test]
+fn iterations_stop_each_user_after_exactly_n_tasks() {
+    let server = Server::start();
+    let started = Instant::now();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_STOP_PATH", "/bye")
+        .args(&["-u", "3", "-r", "100", "--iterations", "7"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.count("/"), 21);
+    assert_eq!(server.count("/bye"), 3, "on_stop runs once per user");
+    assert_eq!(run.report()["iterations"], 21);
+    assert_eq!(run.requests(), 24);
+    assert!(started.elapsed() < Duration::from_secs(10), "the run ends when the users are done");
+}
+
+#[test]
+fn run_time_bounds_the_test() {
+    let server = Server::start();
+    let started = Instant::now();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:50")
+        .args(&["-u", "2", "-t", "2s"])
+        .finish(LIMIT);
+    let took = started.elapsed();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "took {took:?}");
+    assert_eq!(run.requests(), server.total());
+    assert!(server.total() > 20, "requests flowed: {}", server.total());
+}
+
+#[test]
+fn ctrl_c_stops_gracefully_and_still_writes_the_summary_and_report() {
+    let server = Server::start();
+    let (child, json) = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:20")
+        .env("PROBE_STOP_PATH", "/bye")
+        .args(&["-u", "5", "-r", "100"])
+        .spawn();
+    // Wait until the users are clearly running, then press Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.count("/") < 50 {
+        assert!(Instant::now() < deadline, "no traffic; server saw {:?}", server.counts());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(&child);
+    let run = collect(child, json, Duration::from_secs(20));
+    assert_eq!(run.code(), 130, "{}", run.stderr);
+    assert!(run.stdout.contains("Aggregated"), "summary printed: {}", run.stdout);
+    assert_eq!(run.report()["run"]["interrupted"], true);
+    assert_eq!(server.count("/bye"), 5, "every user ran on_stop");
+    assert_eq!(run.requests(), server.total(), "nothing measured is lost");
+}
+
+#[test]
+fn the_stop_timeout_interrupts_tasks_that_do_not_finish() {
+    let server = Server::start();
+    let started = Instant::now();
+    // Each task sleeps 30 s after its request; the run lasts 1 s and allows 1 s to stop.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_SLEEP_MS", "30000")
+        .args(&["-u", "3", "-r", "100", "-t", "1s", "--stop-timeout", "1s"])
+        .finish(LIMIT);
+    let took = started.elapsed();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert_eq!(server.total(), 3);
+    assert_eq!(run.requests(), 3, "requests finished before the interruption are kept");
+    assert!(run.stderr.contains("Stop timeout"), "{}", run.stderr);
+}
