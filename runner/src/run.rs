@@ -98,11 +98,18 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     aggregator.collect();
     let snapshot = aggregator.snapshot(0);
     console::clear_status();
-    finish(&cfg, snapshot, interrupted)
+    let failed = population.failed();
+    if failed > 0 {
+        console::line(&format!(
+            "Warning: {failed} of {} users could not be created and sent nothing (see \"TASK instantiate\" in Task errors)",
+            cfg.users
+        ));
+    }
+    finish(&cfg, snapshot, interrupted, failed)
 }
 
 /// Prints the summary and writes the reports.
-fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool) -> anyhow::Result<RunOutcome> {
+fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool, users_failed: u64) -> anyhow::Result<RunOutcome> {
     println!("{}", summary::render(&snapshot));
     if let Some(path) = &cfg.output.json {
         let info = json::RunInfo {
@@ -113,6 +120,7 @@ fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool) -> anyhow::Res
             run_time_s: cfg.run_time.map(|t| t.as_secs_f64()),
             iterations_per_vu: cfg.iterations,
             interrupted,
+            users_failed_to_start: users_failed,
         };
         json::write(path, &info, &snapshot)?;
     }

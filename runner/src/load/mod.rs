@@ -44,11 +44,17 @@ pub struct Population {
     pub running: AtomicU64,
     /// VUs started so far.
     pub spawned: AtomicU64,
+    /// VUs whose instance could not be created.
+    pub failed: AtomicU64,
 }
 
 impl Population {
     pub fn running(&self) -> u64 {
         self.running.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
     }
 }
 

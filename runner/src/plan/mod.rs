@@ -111,12 +111,12 @@ pub fn vu_capacity() -> Option<u64> {
 }
 
 /// Says what went wrong instantiating a VU, naming the kernel limit when that is the cause.
-pub fn instantiation_error(e: &wasmtime::Error, vus: u64) -> String {
+pub fn instantiation_error(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
     let out_of_maps = text.contains("Cannot allocate memory") || text.contains("os error 12");
     match max_map_count() {
         Some(maps) if out_of_maps => format!(
-            "cannot create VU {vus}: the kernel refused more memory mappings (vm.max_map_count is {maps}, \
+            "cannot create a VU: the kernel refused more memory mappings (vm.max_map_count is {maps}, \
              about {} VUs); raise it with `sysctl -w vm.max_map_count=1048576`",
             maps / crate::limits::MAPS_PER_VU
         ),

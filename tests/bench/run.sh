@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Benchmark of the runner against wrk, and of the runner's memory per virtual user (VU).
+#
+# Method
+#   * Target: Debian's nginx with its own config in a temp dir (never the system config):
+#     one worker pinned to core 0, `return 200 "ok"` on `/`, keep-alive for ever, no access
+#     log. nginx counts the requests: its stub_status `requests` counter is read before and
+#     after each run, so both tools are judged by the same, independent count (the two
+#     stub_status requests themselves are subtracted).
+#   * Load: `wrk -t1 -c50` and `runner run probe.wasm -u 50` (probe with no wait time: each VU
+#     sends `GET /` in a tight loop), each pinned to core 1, alternating wrk, runner, wrk,
+#     runner... for ROUNDS rounds of DURATION each. Each tool runs under GNU time, which
+#     gives its wall time, its CPU time (user + sys of the whole process, all threads) and its
+#     peak resident memory.
+#   * Memory per VU: the runner with 10, 1000 and 10000 idle VUs (probe with a 10-minute
+#     constant wait: each VU sends one request, keeps its connection, then waits), all
+#     started within about a second, for 6 s; peak RSS from GNU time. With the default
+#     vm.max_map_count (65530) the kernel lets the runner create only about 9400 VUs; the
+#     script then reports how many started and why the rest failed, and carries on.
+#
+# Figures
+#   requests    requests nginx served during the run
+#   wall s      the tool's wall time, start-up and shut-down included (for the runner this
+#               includes compiling the wasm component and the 50 ms ramp-up)
+#   req/s       requests / wall s
+#   CPU s       user + sys CPU seconds of the tool's process
+#   req/CPU-s   requests / CPU s: the efficiency figure, the one that matters when the load
+#               generator, not the target, is the bottleneck
+#   RSS MiB     the tool's peak resident set size
+#   ratio       median runner req/CPU-s / median wrk req/CPU-s (1.00 = as efficient as wrk)
+#   KiB/VU      marginal memory per VU: (RSS(1000) - RSS(10)) / 990, (RSS(10000) - RSS(1000)) / 9000
+#               (with the VU counts that actually started, as counted by nginx)
+#
+# Environment
+#   DURATION=10s      length of each load run
+#   ROUNDS=3          wrk/runner rounds
+#   PORT=18080        first port tried for nginx (the next free one is used)
+#   MEMORY_MAX=10000  largest idle VU count measured (0 skips the memory part)
+#   RUNNER=...        runner binary (default target/release/runner)
+#   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
+#   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+RUNNER="${RUNNER:-$root/target/release/runner}"
+PROBE="${PROBE:-$root/guest-examples/target/wasm32-wasip2/release/probe.wasm}"
+DURATION="${DURATION:-10s}"
+ROUNDS="${ROUNDS:-3}"
+PORT="${PORT:-18080}"
+MEMORY_MAX="${MEMORY_MAX:-10000}"
+
+die() { echo "error: $*" >&2; exit 1; }
+[[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (cargo build --release -p runner, or set RUNNER)"
+[[ -f "$PROBE" ]] || die "probe component not found at $PROBE (cargo build --release --target wasm32-wasip2 --manifest-path guest-examples/Cargo.toml, or set PROBE)"
+(( $(nproc) >= 2 )) || die "needs at least 2 cores (nginx on core 0, the load generator on core 1)"
+
+# --- tools -------------------------------------------------------------------------------
+missing=()
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+[[ -x /usr/bin/time ]] || missing+=(time)
+command -v curl >/dev/null || missing+=(curl)
+if (( ${#missing[@]} )); then
+    echo "Installing ${missing[*]}..."
+    sudo=""; (( EUID == 0 )) || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    # If the package starts the system nginx, it is left alone: the benchmark uses its own.
+fi
+export PATH="$PATH:/usr/sbin"
+
+# --- nginx -------------------------------------------------------------------------------
+tmp="$(mktemp -d /tmp/runner-bench.XXXXXX)"
+chmod 755 "$tmp"
+nginx_pid=""
+cleanup() {
+    if [[ -n "$nginx_pid" ]] && kill -0 "$nginx_pid" 2>/dev/null; then
+        kill -QUIT "$nginx_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$nginx_pid" 2>/dev/null || true
+    fi
+    if [[ "${KEEP_LOGS:-0}" == 1 ]]; then echo "logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 20); do port_in_use "$PORT" || break; PORT=$((PORT + 1)); done
+port_in_use "$PORT" && die "no free port found near $PORT"
+base="http://127.0.0.1:$PORT"
+
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile $(ulimit -Hn);
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/error.log;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $tmp/nginx/client_body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    server {
+        listen 127.0.0.1:$PORT;
+        location / { return 200 "ok"; }
+        location = /nginx_status { stub_status; }
+    }
+}
+EOF
+taskset -c 0 nginx -p "$tmp/nginx" -e "$tmp/error.log" -c "$tmp/nginx/nginx.conf" &
+nginx_pid=$!
+for _ in $(seq 50); do curl -fs "$base/nginx_status" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "$base/nginx_status" >/dev/null || { cat "$tmp/error.log" >&2; die "nginx did not start"; }
+
+# The `requests` counter of stub_status: third number of the third line.
+nginx_requests() { curl -fs "$base/nginx_status" | awk 'NR == 3 { print $3 }'; }
+
+# --- measuring ---------------------------------------------------------------------------
+# measure NAME CMD...: runs CMD under GNU time; sets m_requests, m_wall, m_user, m_sys,
+# m_rss_kib and m_status; CMD's stdout/stderr go to $tmp/NAME.out / $tmp/NAME.err.
+measure() {
+    local name="$1"; shift
+    local before after
+    before="$(nginx_requests)"
+    m_status=0
+    /usr/bin/time -f '%e %U %S %M' -o "$tmp/$name.time" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || m_status=$?
+    after="$(nginx_requests)"
+    m_requests=$((after - before - 1)) # the `after` stub_status request counts itself
+    # GNU time prefixes "Command exited with non-zero status N" on failure: take the last line.
+    read -r m_wall m_user m_sys m_rss_kib < <(tail -n 1 "$tmp/$name.time")
+}
+
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# --- machine facts -----------------------------------------------------------------------
+echo "== Machine"
+echo "cores:   $(nproc)"
+echo "cpu:     $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "kernel:  $(uname -r)   vm.max_map_count: $(cat /proc/sys/vm/max_map_count 2>/dev/null || echo '?')"
+echo "nginx:   $(nginx -v 2>&1)"
+echo "wrk:     $(wrk -v 2>&1 | head -n 1)"
+echo "runner:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (uncommitted changes)')  $RUNNER"
+echo "target:  nginx, 1 worker on core 0, $base/ (200 \"ok\"); load generators on core 1"
+echo
+
+# --- throughput and CPU ------------------------------------------------------------------
+echo "== Throughput: 50 connections/VUs for $DURATION, $ROUNDS rounds"
+row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s\n' "$@"; }
+row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB"
+declare -A results=()
+for round in $(seq "$ROUNDS"); do
+    for tool in wrk runner; do
+        if [[ $tool == wrk ]]; then
+            measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/"
+        else
+            measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+                -u 50 -r 1000 -t "$DURATION" -q
+        fi
+        if (( m_status != 0 )); then
+            echo "$tool round $round failed (exit $m_status):" >&2
+            cat "$tmp/$tool-$round.err" >&2
+            exit 1
+        fi
+        cpu="$(calc '%.2f' "$m_user + $m_sys")"
+        rps="$(calc '%.0f' "$m_requests / $m_wall")"
+        rpc="$(calc '%.0f' "$m_requests / ($cpu > 0 ? $cpu : 0.01)")"
+        rss="$(calc '%.1f' "$m_rss_kib / 1024")"
+        row "$tool" "$round" "$m_requests" "$m_wall" "$rps" "$cpu" "$rpc" "$rss"
+        results[$tool]+="$m_requests $m_wall $rps $cpu $rpc $rss"$'\n'
+    done
+done
+echo
+echo "Medians"
+row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB"
+declare -A median_rpc=()
+for tool in wrk runner; do
+    cols=()
+    for c in 1 2 3 4 5 6; do
+        cols+=("$(printf '%s' "${results[$tool]}" | awk -v c="$c" 'NF { print $c }' | median)")
+    done
+    median_rpc[$tool]="${cols[4]}"
+    row "$tool" "" "$(calc '%.0f' "${cols[0]}")" "${cols[1]}" "$(calc '%.0f' "${cols[2]}")" "${cols[3]}" \
+        "$(calc '%.0f' "${cols[4]}")" "${cols[5]}"
+done
+echo "ratio runner/wrk of req/CPU-s: $(calc '%.2f' "${median_rpc[runner]} / ${median_rpc[wrk]}")"
+echo
+
+# --- memory per VU -----------------------------------------------------------------------
+if (( MEMORY_MAX > 0 )); then
+    echo "== Memory: idle VUs (one request each, then a 10-minute wait), 6 s run"
+    mrow() { printf '%6s %8s %8s %8s  %s\n' "$@"; }
+    mrow VUs started "RSS MiB" "KiB/VU" note
+    previous_vus="" previous_rss=""
+    for vus in 10 1000 10000; do
+        (( vus <= MEMORY_MAX )) || continue
+        name="memory-$vus"
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+            -u "$vus" -r 20000 -t 6s --stop-timeout 1s -q --env PROBE_WAIT=constant:600000
+        # Each VU sends exactly one request, so nginx's count is the number of VUs that started.
+        started="$m_requests"
+        notes=()
+        (( m_status == 0 )) || notes+=("exit status $m_status: $(tail -n 1 "$tmp/$name.err")")
+        # Near the kernel's vm.max_map_count the runner warns on stderr, and the VUs it cannot
+        # instantiate show up as "instantiate" task errors in its summary.
+        if grep -qi 'max_map_count' "$tmp/$name.err"; then notes+=("runner warned about vm.max_map_count"); fi
+        failed="$(awk '/TASK +instantiate:/ { n += $1 } END { print n + 0 }' "$tmp/$name.out")"
+        if (( failed > 0 )); then
+            why="$(grep -m 1 'TASK *instantiate:' "$tmp/$name.out" | sed -E 's/.*cannot create VU [0-9]+: //; s/; raise it.*//')"
+            notes+=("$failed VUs failed to start: $why")
+        fi
+        per_vu="-"
+        if [[ -n "$previous_vus" && $m_status -eq 0 ]] && (( started > previous_vus )); then
+            per_vu="$(calc '%.1f' "($m_rss_kib - $previous_rss) / ($started - $previous_vus)")"
+        fi
+        note="$(IFS=';'; echo "${notes[*]:-}")"
+        mrow "$vus" "$started" "$(calc '%.1f' "$m_rss_kib / 1024")" "$per_vu" "${note//;/; }"
+        if (( m_status == 0 )); then previous_vus="$started" previous_rss="$m_rss_kib"; fi
+    done
+    echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS difference to the"
+    echo "previous row / difference in started VUs. Each idle VU holds its wasm instance, its task"
+    echo "and one kept-alive connection."
+fi
