@@ -27,8 +27,29 @@ fn env_num(key: &str) -> Option<u64> {
     env(key).and_then(|v| v.parse().ok())
 }
 
-#[derive(Default)]
-struct Probe;
+/// The probe's settings, read from the environment once per VU (reading the environment is
+/// a host call that copies every variable, too slow for each request of a benchmark).
+struct Probe {
+    panic_at: Option<u64>,
+    method: String,
+    name: Option<String>,
+    show_env: bool,
+    sleep: Option<Duration>,
+    error: bool,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self {
+            panic_at: env_num("PROBE_PANIC_AT"),
+            method: env("PROBE_METHOD").unwrap_or_else(|| "GET".to_owned()),
+            name: env("PROBE_NAME"),
+            show_env: env("PROBE_SHOW_ENV").is_some(),
+            sleep: env_num("PROBE_SLEEP_MS").map(Duration::from_millis),
+            error: env("PROBE_ERROR").is_some(),
+        }
+    }
+}
 
 impl User for Probe {
     fn plan() -> Plan<Self> {
@@ -41,7 +62,7 @@ impl User for Probe {
             };
             let path = path.to_owned();
             let weight = weight.parse().unwrap_or(1);
-            plan = plan.weighted(name, weight, move |_: &mut Probe| hit(&path));
+            plan = plan.weighted(name, weight, move |probe: &mut Probe| probe.hit(&path));
         }
         plan
     }
@@ -77,27 +98,28 @@ fn wait_time() -> WaitTime {
     }
 }
 
-fn hit(path: &str) -> TaskResult {
-    if env_num("PROBE_PANIC_AT") == Some(vu::iteration()) {
-        panic!("probe panics at iteration {}", vu::iteration());
+impl Probe {
+    fn hit(&self, path: &str) -> TaskResult {
+        if self.panic_at == Some(vu::iteration()) {
+            panic!("probe panics at iteration {}", vu::iteration());
+        }
+        let mut request = wasmload::request(&self.method, path).header("x-vu", vu::id().to_string());
+        if let Some(name) = &self.name {
+            request = request.name(name.clone());
+        }
+        if self.show_env {
+            let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            request = request.header("x-env", names.join(","));
+        }
+        request.send()?;
+        if let Some(sleep) = self.sleep {
+            vu::sleep(sleep);
+        }
+        if self.error {
+            return Err(Error::msg("probe error"));
+        }
+        Ok(())
     }
-    let method = env("PROBE_METHOD").unwrap_or_else(|| "GET".to_owned());
-    let mut request = wasmload::request(&method, path).header("x-vu", vu::id().to_string());
-    if let Some(name) = env("PROBE_NAME") {
-        request = request.name(name);
-    }
-    if env("PROBE_SHOW_ENV").is_some() {
-        let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
-        request = request.header("x-env", names.join(","));
-    }
-    request.send()?;
-    if let Some(ms) = env_num("PROBE_SLEEP_MS") {
-        vu::sleep(Duration::from_millis(ms));
-    }
-    if env("PROBE_ERROR").is_some() {
-        return Err(Error::msg("probe error"));
-    }
-    Ok(())
 }
 
 export_user!(Probe);
