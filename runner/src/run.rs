@@ -47,9 +47,9 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
         Arc::new(HostShared { http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?), env: cfg.env.clone() });
     let (mut aggregator, recorder) = Aggregator::new();
     let population = Arc::new(Population::default());
-    let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), cfg.iterations));
-    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let shape = LoadShape { users: cfg.users, spawn_rate: cfg.spawn_rate, iterations: cfg.iterations };
+    let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), &shape));
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
 
     console::line(&starting_line(&cfg, &loaded));
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;

@@ -46,6 +46,8 @@ pub struct Population {
     pub spawned: AtomicU64,
     /// VUs whose instance could not be created.
     pub failed: AtomicU64,
+    /// VUs that finished starting, successfully or not.
+    settled: AtomicU64,
 }
 
 impl Population {
@@ -67,6 +69,9 @@ pub struct VuContext {
     pub iterations: Option<u64>,
     /// Cumulative weights of the plan's tasks.
     weights: Vec<u64>,
+    /// Users the run starts, and when it started spawning them.
+    users: u32,
+    spawn_started: Instant,
 }
 
 impl VuContext {
@@ -75,10 +80,34 @@ impl VuContext {
         shared: Arc<HostShared>,
         recorder: Recorder,
         population: Arc<Population>,
-        iterations: Option<u64>,
+        shape: &LoadShape,
     ) -> Self {
         let weights = plan.cumulative_weights();
-        Self { plan, shared, recorder, population, iterations, weights }
+        Self {
+            plan,
+            shared,
+            recorder,
+            population,
+            iterations: shape.iterations,
+            weights,
+            users: shape.users,
+            spawn_started: Instant::now(),
+        }
+    }
+
+    /// Counts a VU that started (or failed to); the last one announces that all did, with
+    /// how long starting them took.
+    fn settled(&self) {
+        let settled = self.population.settled.fetch_add(1, Ordering::Relaxed) + 1;
+        if settled == u64::from(self.users) {
+            let failed = self.population.failed();
+            let failures = if failed > 0 { format!(", {failed} failed to start") } else { String::new() };
+            console::line(&format!(
+                "All users spawned: {} running{failures}, {:.2} s after the first",
+                settled - failed,
+                self.spawn_started.elapsed().as_secs_f64()
+            ));
+        }
     }
 }
 
@@ -86,7 +115,7 @@ impl VuContext {
 /// stopped (the phase left `Running`, or each finished its iterations).
 pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiver<Phase>) {
     let mut vus = JoinSet::new();
-    let started = Instant::now();
+    let started = context.spawn_started;
     let mut stopping = phase.clone();
     for i in 0..shape.users {
         let due = started + Duration::from_secs_f64(f64::from(i) / shape.spawn_rate);
@@ -99,12 +128,6 @@ pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiv
         context.population.spawned.fetch_add(1, Ordering::Relaxed);
         // Reap VUs that already finished (short --iterations) so the set stays small.
         while vus.try_join_next().is_some() {}
-    }
-    if *phase.borrow() == Phase::Running {
-        console::line(&format!(
-            "All users spawned: {} total users",
-            context.population.spawned.load(Ordering::Relaxed)
-        ));
     }
     while let Some(result) = vus.join_next().await {
         if let Err(e) = result

@@ -31,8 +31,12 @@ enum Ended {
 
 /// Runs VU number `id` until the phase says stop or its iterations are done.
 pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>) {
-    let Some(mut instance) = start(id, &ctx, &mut phase).await else { return };
-    ctx.population.running.fetch_add(1, Ordering::Relaxed);
+    let started = start(id, &ctx, &mut phase).await;
+    if started.is_some() {
+        ctx.population.running.fetch_add(1, Ordering::Relaxed);
+    }
+    ctx.settled();
+    let Some(mut instance) = started else { return };
     let mut rng = fastrand::Rng::new();
     let mut done = 0u64;
     let ended = loop {
