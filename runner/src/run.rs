@@ -101,7 +101,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let failed = population.failed();
     if failed > 0 {
         console::line(&format!(
-            "Warning: {failed} of {} users could not be created and sent nothing (see \"TASK instantiate\" in Task errors)",
+            "Warning: {failed} of {} users could not start (see `instantiate` or `on_start` in Task errors)",
             cfg.users
         ));
     }

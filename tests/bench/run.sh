@@ -17,6 +17,19 @@
 #     started within about a second, for 6 s; peak RSS from GNU time. With the default
 #     vm.max_map_count (65530) the kernel lets the runner create only about 9400 VUs; the
 #     script then reports how many started and why the rest failed, and carries on.
+#   * Start time: the runner with START_VUS idle VUs (same idle probe) all requested at once
+#     (`-r 1000000`), for 5 s; the runner's stderr line `All users spawned: R running, F failed
+#     to start, S s after the first` gives how many started, how many failed and how long
+#     starting them all took. If vm.max_map_count allows fewer VUs than START_VUS (the runner
+#     counts 7 memory maps per VU), a second run uses a count that fits (9000 with the
+#     default 65530), so both the limited and the clean figure are shown. Peak RSS / running
+#     VUs is printed as a cross-check of the memory table (it includes the runner's fixed
+#     cost, so it is a little above the marginal KiB/VU).
+#   * RSS flat in requests: the runner with 50 VUs and no wait time for exactly 100,000
+#     requests (`--iterations 2000`) and exactly 1,000,000 (`--iterations 20000`); peak RSS of
+#     both and their ratio (about 1.00 means no memory grows with the number of requests).
+#     The request count from the runner's JSON summary (`aggregated.requests`) must equal
+#     nginx's; the script prints "counts match" or a MISMATCH line.
 #
 # Figures
 #   requests    requests nginx served during the run
@@ -30,12 +43,16 @@
 #   ratio       median runner req/CPU-s / median wrk req/CPU-s (1.00 = as efficient as wrk)
 #   KiB/VU      marginal memory per VU: (RSS(1000) - RSS(10)) / 990, (RSS(10000) - RSS(1000)) / 9000
 #               (with the VU counts that actually started, as counted by nginx)
+#   start s     seconds from the first VU's start to the last VU started (or failed)
+#   running / failed   VUs that started / could not start, from the runner's stderr
 #
 # Environment
 #   DURATION=10s      length of each load run
 #   ROUNDS=3          wrk/runner rounds
 #   PORT=18080        first port tried for nginx (the next free one is used)
 #   MEMORY_MAX=10000  largest idle VU count measured (0 skips the memory part)
+#   START_VUS=10000   idle VUs started at once for the start-time part (0 skips it)
+#   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
 #   RUNNER=...        runner binary (default target/release/runner)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
@@ -48,6 +65,8 @@ DURATION="${DURATION:-10s}"
 ROUNDS="${ROUNDS:-3}"
 PORT="${PORT:-18080}"
 MEMORY_MAX="${MEMORY_MAX:-10000}"
+START_VUS="${START_VUS:-10000}"
+FLAT="${FLAT:-1}"
 
 die() { echo "error: $*" >&2; exit 1; }
 [[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (cargo build --release -p runner, or set RUNNER)"
@@ -60,6 +79,7 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
 [[ -x /usr/bin/time ]] || missing+=(time)
 command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
 if (( ${#missing[@]} )); then
     echo "Installing ${missing[*]}..."
     sudo=""; (( EUID == 0 )) || sudo="sudo"
@@ -212,7 +232,7 @@ if (( MEMORY_MAX > 0 )); then
         if grep -qi 'max_map_count' "$tmp/$name.err"; then notes+=("runner warned about vm.max_map_count"); fi
         failed="$(awk '/TASK +instantiate:/ { n += $1 } END { print n + 0 }' "$tmp/$name.out")"
         if (( failed > 0 )); then
-            why="$(grep -m 1 'TASK *instantiate:' "$tmp/$name.out" | sed -E 's/.*cannot create VU [0-9]+: //; s/; raise it.*//')"
+            why="$(grep -m 1 'TASK *instantiate:' "$tmp/$name.out" | sed -E 's/.*TASK +instantiate: //; s/^cannot create VU [0-9]+: //; s/; raise it.*//')"
             notes+=("$failed VUs failed to start: $why")
         fi
         per_vu="-"
@@ -226,4 +246,93 @@ if (( MEMORY_MAX > 0 )); then
     echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS difference to the"
     echo "previous row / difference in started VUs. Each idle VU holds its wasm instance, its task"
     echo "and one kept-alive connection."
+    echo
+fi
+
+# --- time to start idle VUs --------------------------------------------------------------
+if (( START_VUS > 0 )); then
+    echo "== Start time: idle VUs all requested at once (-r 1000000), 5 s run"
+    maps="$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)"
+    capacity=$((maps / 7)) # the runner's own estimate: 7 memory maps per VU (runner/src/limits.rs)
+    counts=("$START_VUS")
+    fit=0
+    if (( maps > 0 && START_VUS > capacity )); then
+        # A count that fits, with room left for the runner's own maps: 9000 for 65530.
+        fit=$(((maps - 1500) / 7 / 1000 * 1000))
+        (( fit > 0 )) || fit=$(((maps - 1500) / 7 / 100 * 100))
+        if (( fit > 0 )); then counts+=("$fit"); fi
+    fi
+    srow() { printf '%9s %8s %7s %8s %8s %8s %7s  %s\n' "$@"; }
+    srow requested running failed "start s" nginx "RSS MiB" "KiB/VU" note
+    for vus in "${counts[@]}"; do
+        name="start-$vus"
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+            -u "$vus" -r 1000000 -t 5s --stop-timeout 1s --env PROBE_WAIT=constant:600000
+        # e.g. "All users spawned: 9530 running, 470 failed to start, 1.68 s after the first"
+        spawned="$(grep -o 'All users spawned:.*' "$tmp/$name.err" | head -n 1 || true)"
+        running="-" failed="-" secs="-" per_vu="-"
+        notes=()
+        if [[ -n "$spawned" ]]; then
+            running="$(sed -E 's/^All users spawned: ([0-9]+) running.*/\1/' <<<"$spawned")"
+            failed="$(grep -oE '[0-9]+ failed to start' <<<"$spawned" | awk '{ print $1 }' || true)"
+            failed="${failed:-0}"
+            secs="$(sed -E 's/.* ([0-9.]+) s after the first.*/\1/' <<<"$spawned")"
+            if (( running > 0 )); then per_vu="$(calc '%.1f' "$m_rss_kib / $running")"; fi
+        else
+            notes+=("no 'All users spawned' line on stderr")
+        fi
+        (( m_status == 0 )) || notes+=("exit status $m_status: $(tail -n 1 "$tmp/$name.err")")
+        if (( maps > 0 && vus > capacity )); then
+            notes+=("over the kernel limit: vm.max_map_count=$maps allows about $capacity VUs")
+        elif (( vus == fit )); then
+            notes+=("a count within the kernel limit")
+        fi
+        note="$(IFS=';'; echo "${notes[*]:-}")"
+        srow "$vus" "$running" "$failed" "$secs" "$m_requests" "$(calc '%.1f' "$m_rss_kib / 1024")" \
+            "$per_vu" "${note//;/; }"
+    done
+    echo "start s: from the first VU's start to the last one started (or failed), from the runner's"
+    echo "stderr. nginx: requests served (one per started VU). KiB/VU: peak RSS / running VUs, the"
+    echo "runner's fixed memory included (compare with KiB/VU of the memory table)."
+    if (( fit > 0 )); then
+        echo "Note: vm.max_map_count is $maps, which leaves room for only about $capacity VUs (7 memory"
+        echo "maps each); past that the kernel refuses the VU's memory and it fails to start. The second"
+        echo "row uses $fit VUs, which fit. \`sysctl -w vm.max_map_count=1048576\` (as root) raises the"
+        echo "limit; this script does not change sysctls."
+    fi
+    echo
+fi
+
+# --- RSS flat in the number of requests --------------------------------------------------
+if [[ "$FLAT" != 0 ]]; then
+    echo "== RSS vs. requests: 50 VUs, no wait, exactly 100,000 and 1,000,000 requests"
+    frow() { printf '%10s %10s %10s %8s %8s\n' "$@"; }
+    frow expected nginx runner "wall s" "RSS MiB"
+    declare -A flat_rss=()
+    mismatches=()
+    for iterations in 2000 20000; do
+        expected=$((50 * iterations))
+        name="flat-$expected"
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+            -u 50 -r 1000 --iterations "$iterations" -q --json "$tmp/$name.json"
+        if (( m_status != 0 )); then
+            echo "runner with $expected requests failed (exit $m_status):" >&2
+            cat "$tmp/$name.err" >&2
+            exit 1
+        fi
+        reported="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["aggregated"]["requests"])' \
+            "$tmp/$name.json")"
+        flat_rss[$expected]="$m_rss_kib"
+        frow "$expected" "$m_requests" "$reported" "$m_wall" "$(calc '%.1f' "$m_rss_kib / 1024")"
+        if (( reported != m_requests || m_requests != expected )); then
+            mismatches+=("$expected: runner reported $reported, nginx counted $m_requests")
+        fi
+    done
+    echo "RSS ratio 1M/100k: $(calc '%.2f' "${flat_rss[1000000]} / ${flat_rss[100000]}")"
+    if (( ${#mismatches[@]} == 0 )); then
+        echo "counts match (runner == nginx == 50 VUs x iterations)"
+    else
+        for m in "${mismatches[@]}"; do echo "MISMATCH for $m"; done
+    fi
+    echo
 fi

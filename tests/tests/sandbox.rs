@@ -83,3 +83,21 @@ fn task_errors_are_counted_per_task_and_message() {
     assert_eq!(task_errors[0]["occurrences"], 6);
     assert!(run.stdout.contains("Task errors") && run.stdout.contains("TASK root: probe error"), "{}", run.stdout);
 }
+
+#[test]
+fn a_user_whose_on_start_fails_does_not_run_and_is_reported() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_START_ERROR", "1")
+        .args(&["-u", "3", "-r", "100", "--iterations", "2"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.total(), 0, "no task ran");
+    assert_eq!(run.report()["run"]["users_failed_to_start"], 3);
+    let task_errors = &run.report()["task_errors"];
+    assert_eq!(task_errors[0]["name"], "on_start");
+    assert_eq!(task_errors[0]["error"], "probe refuses to start");
+    assert_eq!(task_errors[0]["occurrences"], 3);
+    assert!(run.stderr.contains("3 of 3 users could not start"), "{}", run.stderr);
+}

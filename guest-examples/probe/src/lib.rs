@@ -14,6 +14,7 @@
 //! - `PROBE_SAY=text`: print `text` to stdout and log it at each `on_start`.
 //! - `PROBE_SHOW_ENV=1`: send the names of the visible environment variables in `x-env`.
 //! - `PROBE_STOP_PATH`: request this path in `on_stop`.
+//! - `PROBE_START_ERROR=1`: `on_start` fails, so the user never runs a task.
 
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ impl User for Probe {
         if let Some(text) = env("PROBE_SAY") {
             println!("{text}");
             vu::log(Level::Info, &text);
+        }
+        if env("PROBE_START_ERROR").is_some() {
+            return Err(Error::msg("probe refuses to start"));
         }
         if env("PROBE_LOGIN").is_some() {
             post("/login").header("x-vu", vu::id().to_string()).form(&[("user", "probe")]).send()?;

@@ -44,7 +44,7 @@ pub struct Population {
     pub running: AtomicU64,
     /// VUs started so far.
     pub spawned: AtomicU64,
-    /// VUs whose instance could not be created.
+    /// VUs that could not start: their instance could not be created or `on-start` failed.
     pub failed: AtomicU64,
     /// VUs that finished starting, successfully or not.
     settled: AtomicU64,

@@ -31,12 +31,12 @@ enum Ended {
 
 /// Runs VU number `id` until the phase says stop or its iterations are done.
 pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>) {
-    let started = start(id, &ctx, &mut phase).await;
-    if started.is_some() {
+    let first = start(id, &ctx, &mut phase).await;
+    if first.is_some() {
         ctx.population.running.fetch_add(1, Ordering::Relaxed);
     }
     ctx.settled();
-    let Some(mut instance) = started else { return };
+    let Some(mut instance) = first else { return };
     let mut rng = fastrand::Rng::new();
     let mut done = 0u64;
     let ended = loop {
@@ -88,8 +88,8 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
     ctx.population.running.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Instantiates the plan and runs `on-start`. `None` when either failed (recorded) or the
-/// VU was killed meanwhile.
+/// Instantiates the plan and runs `on-start`. `None` when either failed (recorded and
+/// counted as a user that failed to start) or the VU was killed meanwhile.
 async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> Option<Instance> {
     let mut store = new_store(&ctx.plan.engine, VuState::new(id, &ctx.shared, ctx.recorder.clone()));
     let guest = match unless_killed(phase, ctx.plan.pre.instantiate_async(&mut store)).await? {
@@ -100,9 +100,15 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
             return None;
         }
     };
-    let result = unless_killed(phase, guest.wasmload_scenario_scenario().call_on_start(&mut store)).await;
+    let result = unless_killed(phase, guest.wasmload_scenario_scenario().call_on_start(&mut store)).await?;
     store.data_mut().settle_pending();
-    report_hook(ctx, "on_start", result).then_some(Instance { store, guest })
+    if report_hook(ctx, "on_start", Some(result)) {
+        Some(Instance { store, guest })
+    } else {
+        // A user whose `on_start` fails does not run (as in Locust).
+        ctx.population.failed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 /// Records a failed `on-start`/`on-stop`. `true` when it succeeded.

@@ -22,7 +22,8 @@ pub struct RunInfo {
     pub iterations_per_vu: Option<u64>,
     /// The run was stopped by Ctrl-C (or SIGTERM) before its end.
     pub interrupted: bool,
-    /// Users whose instance could not be created (for example at a kernel limit).
+    /// Users that could not start: their instance could not be created (for example at a
+    /// kernel limit) or their `on_start` failed.
     pub users_failed_to_start: u64,
 }
 
