@@ -44,9 +44,9 @@ impl HttpShared {
 
 /// A request as the guest described it.
 #[derive(Debug)]
-pub struct Outgoing {
-    pub method: String,
-    pub url: String,
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub timeout: Option<Duration>,
@@ -102,7 +102,7 @@ impl VuClient {
     }
 
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
-    pub async fn send(&mut self, out: Outgoing) -> Result<Incoming, SendError> {
+    pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         let target =
             target::resolve(self.shared.base.as_ref(), &out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
@@ -121,7 +121,7 @@ impl VuClient {
         }
     }
 
-    fn build(&self, out: Outgoing, target: &Target) -> Result<Request<Full<Bytes>>, SendError> {
+    fn build(&self, out: Outgoing<'_>, target: &Target) -> Result<Request<Full<Bytes>>, SendError> {
         let method = Method::from_bytes(out.method.as_bytes())
             .map_err(|_| SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)))?;
         let body = out.body.map(Bytes::from).unwrap_or_default();
@@ -139,9 +139,7 @@ impl VuClient {
             headers.append(name, value);
         }
         if !headers.contains_key(header::HOST) {
-            let host = HeaderValue::from_str(target.authority.as_str())
-                .map_err(|_| SendError::Invalid(format!("`{}` is not a valid host", target.authority)))?;
-            headers.insert(header::HOST, host);
+            headers.insert(header::HOST, target.host_header.clone());
         }
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -224,12 +222,12 @@ impl VuClient {
 
     async fn open(&mut self, origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, bool), SendError> {
         let connect = async {
-            let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
+            let tcp = TcpStream::connect((&*origin.host, origin.port))
                 .await
                 .map_err(|e| SendError::Connect(format!("cannot connect to {origin}: {e}")))?;
             let _ = tcp.set_nodelay(true);
             if origin.https {
-                let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+                let name = rustls::pki_types::ServerName::try_from(origin.host.to_string())
                     .map_err(|_| SendError::Connect(format!("`{}` is not a valid TLS server name", origin.host)))?;
                 let tls = self
                     .shared

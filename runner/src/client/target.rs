@@ -1,13 +1,17 @@
 //! Where a request goes: the guest's URL (absolute, or a path joined to `--host`) split
 //! into the connection origin and the request target.
 
+use std::sync::Arc;
+
+use http::HeaderValue;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 
 /// Scheme, host and port: one keep-alive connection per origin and VU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub https: bool,
-    pub host: String,
+    /// Shared, so resolving a URL against `--host` does not copy it.
+    pub host: Arc<str>,
     pub port: u16,
 }
 
@@ -26,8 +30,9 @@ impl std::fmt::Display for Origin {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub origin: Origin,
-    /// Value of the `Host` header.
     pub authority: Authority,
+    /// The `Host` header (cheap to clone: it shares its bytes).
+    pub host_header: HeaderValue,
     pub path_and_query: PathAndQuery,
 }
 
@@ -55,6 +60,10 @@ pub enum UrlError {
 pub struct BaseUrl {
     /// Without a trailing slash.
     prefix: String,
+    /// The base parsed once; relative URLs only add their path to it.
+    base: Target,
+    /// The base's path without a trailing slash (often empty).
+    path: String,
 }
 
 impl BaseUrl {
@@ -62,11 +71,12 @@ impl BaseUrl {
     /// `https://example.test/api`.
     pub fn parse(host: &str) -> Result<Self, UrlError> {
         let trimmed = host.trim_end_matches('/');
-        let target = parse_absolute(trimmed)?;
-        if target.path_and_query.query().is_some() {
+        let base = parse_absolute(trimmed)?;
+        if base.path_and_query.query().is_some() {
             return Err(UrlError::Invalid(host.to_owned()));
         }
-        Ok(Self { prefix: trimmed.to_owned() })
+        let path = base.path_and_query.path().trim_end_matches('/').to_owned();
+        Ok(Self { prefix: trimmed.to_owned(), base, path })
     }
 
     pub fn as_str(&self) -> &str {
@@ -82,12 +92,23 @@ pub fn resolve(base: Option<&BaseUrl>, url: &str) -> Result<Target, UrlError> {
     let Some(base) = base else {
         return Err(UrlError::NoHost(url.to_owned()));
     };
+    // The hot path: only the path changes, the origin and `Host` header are the base's.
     let joined = if url.starts_with('/') || url.is_empty() {
-        format!("{}{url}", base.prefix)
+        format!("{}{url}", base.path)
     } else {
-        format!("{}/{url}", base.prefix)
+        format!("{}/{url}", base.path)
     };
-    parse_absolute(&joined)
+    let path_and_query = match PathAndQuery::try_from(joined) {
+        Ok(pq) if pq.as_str().starts_with('/') => pq,
+        _ => return Err(UrlError::Invalid(url.to_owned())),
+    };
+    let base = &base.base;
+    Ok(Target {
+        origin: base.origin.clone(),
+        authority: base.authority.clone(),
+        host_header: base.host_header.clone(),
+        path_and_query,
+    })
 }
 
 fn parse_absolute(url: &str) -> Result<Target, UrlError> {
@@ -102,7 +123,7 @@ fn parse_absolute(url: &str) -> Result<Target, UrlError> {
     if authority.as_str().contains('@') {
         return Err(UrlError::Invalid(url.to_owned()));
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host: Arc<str> = authority.host().trim_start_matches('[').trim_end_matches(']').into();
     if host.is_empty() {
         return Err(UrlError::Invalid(url.to_owned()));
     }
@@ -111,7 +132,8 @@ fn parse_absolute(url: &str) -> Result<Target, UrlError> {
         Some(pq) if !pq.as_str().is_empty() => pq.clone(),
         _ => PathAndQuery::from_static("/"),
     };
-    Ok(Target { origin: Origin { https, host, port }, authority, path_and_query })
+    let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| UrlError::Invalid(url.to_owned()))?;
+    Ok(Target { origin: Origin { https, host, port }, authority, host_header, path_and_query })
 }
 
 #[cfg(test)]
@@ -127,6 +149,7 @@ mod tests {
         let b = base("http://127.0.0.1:8080/api/");
         let t = resolve(Some(&b), "/users?id=3").expect("resolves");
         assert_eq!(t.origin, Origin { https: false, host: "127.0.0.1".into(), port: 8080 });
+        assert_eq!(t.host_header, "127.0.0.1:8080");
         assert_eq!(t.path_and_query.as_str(), "/api/users?id=3");
         assert_eq!(t.url(), "http://127.0.0.1:8080/api/users?id=3");
         assert_eq!(resolve(Some(&b), "items").expect("resolves").path_and_query.as_str(), "/api/items");
@@ -138,7 +161,7 @@ mod tests {
         let t = resolve(Some(&b), "https://localhost/x").expect("resolves");
         assert_eq!(t.origin, Origin { https: true, host: "localhost".into(), port: 443 });
         let t = resolve(None, "http://[::1]:81").expect("resolves");
-        assert_eq!(t.origin.host, "::1");
+        assert_eq!(&*t.origin.host, "::1");
         assert_eq!(t.path_and_query.as_str(), "/");
     }
 
@@ -147,6 +170,8 @@ mod tests {
         assert!(matches!(resolve(None, "/x"), Err(UrlError::NoHost(_))));
         assert!(matches!(resolve(None, "ftp://a/b"), Err(UrlError::Scheme(_))));
         assert!(matches!(resolve(None, "http://"), Err(UrlError::Invalid(_))));
+        let b = base("http://127.0.0.1:8080");
+        assert!(matches!(resolve(Some(&b), "/a b"), Err(UrlError::Invalid(_))), "spaces are not valid in a path");
         assert!(BaseUrl::parse("127.0.0.1:8080").is_err());
         assert!(BaseUrl::parse("not a url").is_err());
         assert!(matches!(BaseUrl::parse("http://user@host"), Err(UrlError::Invalid(_))));

@@ -83,18 +83,24 @@ impl Host for VuState {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
         let started = Instant::now();
         let Request { method, url, headers, body, name, timeout_ms, catch_response } = request;
-        let name = name.unwrap_or_else(|| url.clone());
-        let outgoing =
-            Outgoing { method, url, headers, body, timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))) };
-        let method_for_stats = outgoing.method.to_ascii_uppercase();
+        let outgoing = Outgoing {
+            method: &method,
+            url: &url,
+            headers,
+            body,
+            timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+        };
         let result = self.http.send(outgoing).await;
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Statistics group by upper-case method and by name, or the URL when unnamed.
+        let method = if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase() } else { method };
+        let name = name.unwrap_or(url);
         let incoming = match result {
             Ok(incoming) => incoming,
             Err(error) => {
                 let message = error.to_string();
                 self.recorder.request(&Sample {
-                    method: &method_for_stats,
+                    method: &method,
                     name: &name,
                     elapsed_us,
                     bytes: 0,
@@ -110,8 +116,7 @@ impl Host for VuState {
         };
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
         let id = self.pending.next_id();
-        let pending =
-            Pending { id, method: method_for_stats, name, elapsed_us, bytes: incoming.body_len, default_failure };
+        let pending = Pending { id, method, name, elapsed_us, bytes: incoming.body_len, default_failure };
         if catch_response {
             self.pending.push(pending, &self.recorder);
         } else {
