@@ -104,7 +104,7 @@ impl VuClient {
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         let target =
-            target::resolve(self.shared.base.as_ref(), &out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
+            target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let request = self.build(out, &target)?;
         match tokio::time::timeout(timeout, self.exchange(&target, request)).await {

@@ -61,7 +61,7 @@ pub struct BaseUrl {
     /// Without a trailing slash.
     prefix: String,
     /// The base parsed once; relative URLs only add their path to it.
-    base: Target,
+    base: Box<Target>,
     /// The base's path without a trailing slash (often empty).
     path: String,
 }
@@ -76,7 +76,7 @@ impl BaseUrl {
             return Err(UrlError::Invalid(host.to_owned()));
         }
         let path = base.path_and_query.path().trim_end_matches('/').to_owned();
-        Ok(Self { prefix: trimmed.to_owned(), base, path })
+        Ok(Self { prefix: trimmed.to_owned(), base: Box::new(base), path })
     }
 
     pub fn as_str(&self) -> &str {
