@@ -4,8 +4,9 @@ use clap::Parser;
 
 fn main() {
     let cli = runner::cli::Cli::parse();
-    // Every core drives VUs; the runtime's default worker count is the number of cores.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // This thread runs the control loop (timers, signals, statistics, the demo target); the
+    // VUs run on one worker thread per core (`load::Workers`).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -61,7 +61,8 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let mut interrupted = false;
     let mut ticker = tokio::time::interval(REPORT_INTERVAL);
     ticker.tick().await;
-    let mut load = tokio::spawn(load::run(context, shape, phase_rx));
+    let workers = Arc::new(load::Workers::start().context("cannot start the VU worker threads")?);
+    let mut load = tokio::spawn(load::run(context, shape, phase_rx, workers.clone()));
 
     let stop = |phase_tx: &watch::Sender<Phase>, kill_at: &mut Option<Instant>| {
         if *phase_tx.borrow() == Phase::Running {

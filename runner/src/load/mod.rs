@@ -3,6 +3,7 @@
 
 mod vu;
 mod wait;
+mod workers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use crate::output::console;
 use crate::plan::LoadedPlan;
 use crate::stats::Recorder;
 pub use wait::wait_after;
+pub use workers::Workers;
 
 /// Where the run is in its life. VUs watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +113,9 @@ impl VuContext {
     }
 }
 
-/// Starts `shape.users` VUs at `shape.spawn_rate` per second and returns once every VU has
-/// stopped (the phase left `Running`, or each finished its iterations).
-pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiver<Phase>) {
+/// Starts `shape.users` VUs at `shape.spawn_rate` per second on the `workers`, and returns
+/// once every VU has stopped (the phase left `Running`, or each finished its iterations).
+pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiver<Phase>, workers: Arc<Workers>) {
     let mut vus = JoinSet::new();
     let started = context.spawn_started;
     let mut stopping = phase.clone();
@@ -124,7 +126,7 @@ pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiv
             _ = stopping.wait_for(|p| *p != Phase::Running) => break,
             _ = tokio::time::sleep_until(due) => {}
         }
-        vus.spawn(vu::run(i + 1, context.clone(), phase.clone()));
+        vus.spawn_on(vu::run(i + 1, context.clone(), phase.clone()), workers.handle(i as usize));
         context.population.spawned.fetch_add(1, Ordering::Relaxed);
         // Reap VUs that already finished (short --iterations) so the set stays small.
         while vus.try_join_next().is_some() {}
