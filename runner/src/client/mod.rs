@@ -125,11 +125,10 @@ impl VuClient {
         let method = Method::from_bytes(out.method.as_bytes())
             .map_err(|_| SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)))?;
         let body = out.body.map(Bytes::from).unwrap_or_default();
-        let mut request = Request::builder()
-            .method(method)
-            .uri(target.path_and_query.clone())
-            .body(Full::new(body))
-            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        // Set fields in place: `Request::builder()` moves its whole state at every step.
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = target.path_and_query.clone().into();
         let headers = request.headers_mut();
         for (name, value) in &out.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -164,21 +163,17 @@ impl VuClient {
 
     async fn exchange(&mut self, target: &Target, request: Request<Full<Bytes>>) -> Result<Incoming, SendError> {
         let (mut sender, reused) = self.connection(&target.origin).await?;
-        // Keep a copy for one retry: a kept-alive connection the server has just closed
-        // fails before the request is sent, and every client retries that case.
-        let retry = reused.then(|| clone_request(&request));
-        let response = match sender.send_request(request).await {
+        let response = match sender.try_send_request(request).await {
             Ok(response) => response,
-            Err(e) if e.is_canceled() || e.is_incomplete_message() => match retry {
-                Some(request) => {
-                    let (mut fresh, _) = self.open(&target.origin).await?;
-                    let result = fresh.send_request(request).await;
-                    sender = fresh;
-                    result.map_err(|e| SendError::Protocol(describe(&e)))?
+            // A kept-alive connection the server has just closed gives the request back
+            // unsent; every client retries that once on a fresh connection.
+            Err(mut e) => match (reused, e.take_message()) {
+                (true, Some(request)) => {
+                    sender = self.open(&target.origin).await?.0;
+                    sender.send_request(request).await.map_err(|e| SendError::Protocol(describe(&e)))?
                 }
-                None => return Err(SendError::Protocol(describe(&e))),
+                _ => return Err(SendError::Protocol(describe(e.error()))),
             },
-            Err(e) => return Err(SendError::Protocol(describe(&e))),
         };
         let (parts, mut body) = response.into_parts();
         let mut kept = Vec::new();
@@ -220,29 +215,13 @@ impl VuClient {
         self.open(origin).await
     }
 
+    /// Opens a connection in a task of its own: connecting and the TLS handshake go deep
+    /// into tokio and rustls, and run on the worker's stack instead of touching pages of the
+    /// VU's fiber stack, which wasmtime keeps for the VU's whole life.
     async fn open(&mut self, origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, bool), SendError> {
-        let connect = async {
-            let tcp = TcpStream::connect((&*origin.host, origin.port))
-                .await
-                .map_err(|e| SendError::Connect(format!("cannot connect to {origin}: {e}")))?;
-            let _ = tcp.set_nodelay(true);
-            if origin.https {
-                let name = rustls::pki_types::ServerName::try_from(origin.host.to_string())
-                    .map_err(|_| SendError::Connect(format!("`{}` is not a valid TLS server name", origin.host)))?;
-                let tls = self
-                    .shared
-                    .connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| SendError::Connect(format!("TLS handshake with {origin} failed: {e}")))?;
-                handshake(TokioIo::new(tls)).await
-            } else {
-                handshake(TokioIo::new(tcp)).await
-            }
-        };
-        let sender = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| SendError::Connect(format!("connecting to {origin} timed out after {CONNECT_TIMEOUT:?}")))??;
+        let connect = tokio::spawn(connect(self.shared.clone(), origin.clone()));
+        let sender =
+            connect.await.map_err(|_| SendError::Connect(format!("connecting to {origin} was interrupted")))??;
         Ok((sender, false))
     }
 
@@ -260,6 +239,31 @@ impl VuClient {
     }
 }
 
+/// Connects to `origin` (TCP, then TLS for https) and starts HTTP/1.1 on the connection.
+async fn connect(shared: Arc<HttpShared>, origin: Origin) -> Result<SendRequest<Full<Bytes>>, SendError> {
+    let connect = async {
+        let tcp = TcpStream::connect((&*origin.host, origin.port))
+            .await
+            .map_err(|e| SendError::Connect(format!("cannot connect to {origin}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        if origin.https {
+            let name = rustls::pki_types::ServerName::try_from(origin.host.to_string())
+                .map_err(|_| SendError::Connect(format!("`{}` is not a valid TLS server name", origin.host)))?;
+            let tls = shared
+                .connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| SendError::Connect(format!("TLS handshake with {origin} failed: {e}")))?;
+            handshake(TokioIo::new(tls)).await
+        } else {
+            handshake(TokioIo::new(tcp)).await
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| SendError::Connect(format!("connecting to {origin} timed out after {CONNECT_TIMEOUT:?}")))?
+}
+
 async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, SendError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -271,14 +275,6 @@ where
         let _ = connection.await;
     });
     Ok(sender)
-}
-
-fn clone_request(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut copy = Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.headers_mut() = request.headers().clone();
-    copy
 }
 
 /// hyper's error with its cause, in one line.
