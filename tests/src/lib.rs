@@ -46,6 +46,9 @@ pub struct Hit {
 pub struct Behaviour {
     pub fail: Vec<String>,
     pub tls: bool,
+    /// Close every connection this long after it was accepted (an aggressive keep-alive
+    /// timeout), whatever it is doing.
+    pub close_after: Option<Duration>,
 }
 
 /// A recording server on 127.0.0.1, stopped when dropped.
@@ -72,13 +75,14 @@ impl Server {
         let hits = Arc::new(Mutex::new(Vec::new()));
         let acceptor = behaviour.tls.then(tls_acceptor);
         let tls = behaviour.tls;
+        let close_after = behaviour.close_after.unwrap_or(Duration::from_secs(3600));
         let state = Arc::new((behaviour, hits.clone(), Instant::now()));
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let state = state.clone();
                 let acceptor = acceptor.clone();
-                tokio::spawn(async move {
+                tokio::spawn(tokio::time::timeout(close_after, async move {
                     let service = service_fn(move |req| answer(req, state.clone()));
                     let http = hyper::server::conn::http1::Builder::new();
                     match acceptor {
@@ -91,7 +95,7 @@ impl Server {
                             let _ = http.serve_connection(TokioIo::new(stream), service).await;
                         }
                     }
-                });
+                }));
             }
         });
         Self { addr, tls, hits, runtime: Some(runtime) }

@@ -83,3 +83,19 @@ fn methods_headers_and_user_agent_reach_the_server() {
     assert!(hits.iter().all(|h| h.headers.get("host") == Some(&server.addr.to_string())));
     assert_eq!(run.row("DELETE", "/")["requests"], 2);
 }
+
+#[test]
+fn connections_the_server_closed_while_idle_are_replaced_without_failures() {
+    // The server drops each connection 150 ms after accepting it; users wait 300 ms between
+    // requests, so every request after the first finds its kept-alive connection closed.
+    let server = Server::with(Behaviour { close_after: Some(Duration::from_millis(150)), ..Behaviour::default() });
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:300")
+        .args(&["-u", "3", "-r", "100", "--iterations", "4"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.total(), 12);
+    assert_eq!(run.requests(), 12);
+    assert_eq!(run.failures(), 0, "{:#}", run.report()["errors"]);
+}
