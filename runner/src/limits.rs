@@ -26,7 +26,3 @@ pub const MAX_LOG_LINE: usize = 4096;
 /// `catch-response` requests a guest may leave unsettled within one task; beyond this the
 /// oldest is settled with its default outcome so host memory stays bounded.
 pub const MAX_PENDING_RESPONSES: usize = 1024;
-
-/// Memory maps one VU costs with the on-demand allocator and copy-on-write images, measured
-/// for a Rust guest (WASMTIME-NOTES.md). Used to warn before `vm.max_map_count` is hit.
-pub const MAPS_PER_VU: u64 = 7;

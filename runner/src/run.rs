@@ -16,7 +16,7 @@ use crate::config::{Requested, RunConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, LoadShape, Phase, Population, VuContext};
 use crate::output::{console, json, summary};
-use crate::plan;
+use crate::plan::{self, MemoryImages};
 use crate::stats::{Aggregator, Snapshot};
 
 /// How often statistics are merged and the status line redrawn.
@@ -36,12 +36,19 @@ pub struct RunOutcome {
 
 /// Runs the plan as `requested`.
 pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
-    let engine = plan::engine()?;
-    let _ticker = EpochTicker::start(engine.clone());
+    let images = MemoryImages::for_users(requested.load.users);
+    if images == MemoryImages::Copied {
+        console::line(
+            "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
+             many users fit under the kernel's memory-map limit (vm.max_map_count)",
+        );
+    }
     let probe_shared = HostShared { http: Arc::new(HttpShared::new(None, false)?), env: requested.env.clone() };
-    let loaded = Arc::new(plan::load(&requested.plan_path, engine, &probe_shared).await?);
+    let engine = plan::engine(images)?;
+    let _ticker = EpochTicker::start(engine.clone());
+    let loaded = Arc::new(plan::load(&requested.plan_path, engine, images, &probe_shared).await?);
     let cfg = requested.resolve(&loaded.plan.options)?;
-    warn_about_map_count(cfg.users);
+    warn_about_map_count(cfg.users, images);
 
     let shared =
         Arc::new(HostShared { http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?), env: cfg.env.clone() });
@@ -172,8 +179,8 @@ fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
     )
 }
 
-fn warn_about_map_count(users: u32) {
-    if let Some(capacity) = plan::vu_capacity()
+fn warn_about_map_count(users: u32, images: MemoryImages) {
+    if let Some(capacity) = images.vu_capacity()
         && u64::from(users) > capacity
     {
         console::line(&format!(
