@@ -15,16 +15,15 @@
 #   * Memory per VU: the runner with 10, 1000 and 10000 idle VUs (probe with a 10-minute
 #     constant wait: each VU sends one request, keeps its connection, then waits), all
 #     started within about a second, for 6 s; peak RSS from GNU time. With the default
-#     vm.max_map_count (65530) the kernel lets the runner create only about 9400 VUs; the
-#     script then reports how many started and why the rest failed, and carries on.
+#     vm.max_map_count (65530) only about 9,300 VUs fit with copy-on-write memory images, so
+#     for 10,000 the runner copies the images instead (it says so on stderr, and the note
+#     column shows it); past about 13,000 the kernel refuses VUs and the script reports how
+#     many started and why the rest failed.
 #   * Start time: the runner with START_VUS idle VUs (same idle probe) all requested at once
 #     (`-r 1000000`), for 5 s; the runner's stderr line `All users spawned: R running, F failed
 #     to start, S s after the first` gives how many started, how many failed and how long
-#     starting them all took. If vm.max_map_count allows fewer VUs than START_VUS (the runner
-#     counts 7 memory maps per VU), a second run uses a count that fits (9000 with the
-#     default 65530), so both the limited and the clean figure are shown. Peak RSS / running
-#     VUs is printed as a cross-check of the memory table (it includes the runner's fixed
-#     cost, so it is a little above the marginal KiB/VU).
+#     starting them all took. Peak RSS / running VUs is printed as a cross-check of the memory
+#     table (it includes the runner's fixed cost, so it is a little above the marginal KiB/VU).
 #   * RSS flat in requests: the runner with 50 VUs and no wait time for exactly 100,000
 #     requests (`--iterations 2000`) and exactly 1,000,000 (`--iterations 20000`); peak RSS of
 #     both and their ratio (about 1.00 means no memory grows with the number of requests).
@@ -227,9 +226,10 @@ if (( MEMORY_MAX > 0 )); then
         started="$m_requests"
         notes=()
         (( m_status == 0 )) || notes+=("exit status $m_status: $(tail -n 1 "$tmp/$name.err")")
-        # Near the kernel's vm.max_map_count the runner warns on stderr, and the VUs it cannot
-        # instantiate show up as "instantiate" task errors in its summary.
-        if grep -qi 'max_map_count' "$tmp/$name.err"; then notes+=("runner warned about vm.max_map_count"); fi
+        # Near the kernel's vm.max_map_count the runner copies memory images or warns on stderr,
+        # and the VUs it cannot instantiate show up as "instantiate" task errors in its summary.
+        if grep -q 'copying memory images' "$tmp/$name.err"; then notes+=("memory images copied (map limit)"); fi
+        if grep -q '^Warning:.*max_map_count' "$tmp/$name.err"; then notes+=("runner warned about vm.max_map_count"); fi
         failed="$(awk '/TASK +instantiate:/ { n += $1 } END { print n + 0 }' "$tmp/$name.out")"
         if (( failed > 0 )); then
             why="$(grep -m 1 'TASK *instantiate:' "$tmp/$name.out" | sed -E 's/.*TASK +instantiate: //; s/^cannot create VU [0-9]+: //; s/; raise it.*//')"
@@ -252,16 +252,7 @@ fi
 # --- time to start idle VUs --------------------------------------------------------------
 if (( START_VUS > 0 )); then
     echo "== Start time: idle VUs all requested at once (-r 1000000), 5 s run"
-    maps="$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)"
-    capacity=$((maps / 7)) # the runner's own estimate: 7 memory maps per VU (runner/src/limits.rs)
     counts=("$START_VUS")
-    fit=0
-    if (( maps > 0 && START_VUS > capacity )); then
-        # A count that fits, with room left for the runner's own maps: 9000 for 65530.
-        fit=$(((maps - 1500) / 7 / 1000 * 1000))
-        (( fit > 0 )) || fit=$(((maps - 1500) / 7 / 100 * 100))
-        if (( fit > 0 )); then counts+=("$fit"); fi
-    fi
     srow() { printf '%9s %8s %7s %8s %8s %8s %7s  %s\n' "$@"; }
     srow requested running failed "start s" nginx "RSS MiB" "KiB/VU" note
     for vus in "${counts[@]}"; do
@@ -282,11 +273,8 @@ if (( START_VUS > 0 )); then
             notes+=("no 'All users spawned' line on stderr")
         fi
         (( m_status == 0 )) || notes+=("exit status $m_status: $(tail -n 1 "$tmp/$name.err")")
-        if (( maps > 0 && vus > capacity )); then
-            notes+=("over the kernel limit: vm.max_map_count=$maps allows about $capacity VUs")
-        elif (( vus == fit )); then
-            notes+=("a count within the kernel limit")
-        fi
+        if grep -q 'copying memory images' "$tmp/$name.err"; then notes+=("memory images copied (map limit)"); fi
+        if grep -q '^Warning:.*max_map_count' "$tmp/$name.err"; then notes+=("runner warned about vm.max_map_count"); fi
         note="$(IFS=';'; echo "${notes[*]:-}")"
         srow "$vus" "$running" "$failed" "$secs" "$m_requests" "$(calc '%.1f' "$m_rss_kib / 1024")" \
             "$per_vu" "${note//;/; }"
@@ -294,12 +282,6 @@ if (( START_VUS > 0 )); then
     echo "start s: from the first VU's start to the last one started (or failed), from the runner's"
     echo "stderr. nginx: requests served (one per started VU). KiB/VU: peak RSS / running VUs, the"
     echo "runner's fixed memory included (compare with KiB/VU of the memory table)."
-    if (( fit > 0 )); then
-        echo "Note: vm.max_map_count is $maps, which leaves room for only about $capacity VUs (7 memory"
-        echo "maps each); past that the kernel refuses the VU's memory and it fails to start. The second"
-        echo "row uses $fit VUs, which fit. \`sysctl -w vm.max_map_count=1048576\` (as root) raises the"
-        echo "limit; this script does not change sysctls."
-    fi
     echo
 fi
 
