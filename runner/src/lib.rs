@@ -75,7 +75,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
 /// `runner target`: serve the demo target until Ctrl-C.
 async fn serve_target(args: TargetArgs) -> anyhow::Result<i32> {
     let target = target::start(args.port).await?;
-    println!("Demo target listening on {} (Ctrl-C stops it)\n{}", target.url(), target::ROUTES);
+    output::console::line(&format!("Demo target listening on {} (Ctrl-C stops it)", target.url()));
+    for route in target::ROUTES.lines() {
+        output::console::line(route);
+    }
     tokio::signal::ctrl_c().await?;
     Ok(0)
 }

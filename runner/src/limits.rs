@@ -26,3 +26,7 @@ pub const MAX_LOG_LINE: usize = 4096;
 /// `catch-response` requests a guest may leave unsettled within one task; beyond this the
 /// oldest is settled with its default outcome so host memory stays bounded.
 pub const MAX_PENDING_RESPONSES: usize = 1024;
+
+/// How long a plan's `describe` may take. It only builds a small record, so this is about
+/// instantiation; a plan that spins for longer is broken and must not hang the runner.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);

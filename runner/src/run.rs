@@ -2,6 +2,7 @@
 //! live progress, stop on time or on Ctrl-C (gracefully, then by force after the stop
 //! timeout), and always print the summary and write the reports with what was measured.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -118,7 +119,9 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
 
 /// Prints the summary and writes the reports.
 fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool, users_failed: u64) -> anyhow::Result<RunOutcome> {
-    println!("{}", summary::render(&snapshot));
+    // Not `println!`: a closed stdout (`runner run ... | head`) must not panic the runner
+    // before the reports are written.
+    let _ = writeln!(std::io::stdout().lock(), "{}", summary::render(&snapshot));
     if let Some(path) = &cfg.output.json {
         let info = json::RunInfo {
             plan: cfg.plan_path.display().to_string(),

@@ -18,8 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// The routes, for `runner target` to print.
-pub const ROUTES: &str = "\
-  GET  /                 welcome page
+pub const ROUTES: &str = "  GET  /                 welcome page
   GET  /concert/<id>     a concert as JSON (404 when id > 100), ~2 ms
   GET  /festival         festival programme, ~20 ms
   POST /login            sets a `session` cookie

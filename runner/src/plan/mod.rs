@@ -13,6 +13,7 @@ use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
+use crate::limits::DESCRIBE_TIMEOUT;
 pub use check::PlanError;
 pub use maps::{MemoryImages, instantiation_error};
 
@@ -67,8 +68,14 @@ pub async fn load(
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| check::link_error(path, &e))?;
     let pre = LoadTestPre::new(instance_pre).map_err(|e| check::link_error(path, &e))?;
 
-    let plan = describe(&engine, &pre, shared)
+    let plan = tokio::time::timeout(DESCRIBE_TIMEOUT, describe(&engine, &pre, shared))
         .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the plan `{}` did not finish describing its scenario within {DESCRIBE_TIMEOUT:?}",
+                path.display()
+            )
+        })?
         .with_context(|| format!("the plan `{}` failed while describing its scenario", path.display()))?;
     check::plan(&plan)?;
     Ok(LoadedPlan { engine, images, pre, plan })
