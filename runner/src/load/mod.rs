@@ -44,8 +44,6 @@ pub struct LoadShape {
 pub struct Population {
     /// VUs instantiated and not yet stopped.
     pub running: AtomicU64,
-    /// VUs started so far.
-    pub spawned: AtomicU64,
     /// VUs that could not start: their instance could not be created or `on-start` failed.
     pub failed: AtomicU64,
     /// VUs that finished starting, successfully or not.
@@ -127,7 +125,6 @@ pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiv
             _ = tokio::time::sleep_until(due) => {}
         }
         vus.spawn_on(vu::run(i + 1, context.clone(), phase.clone()), workers.handle(i as usize));
-        context.population.spawned.fetch_add(1, Ordering::Relaxed);
         // Reap VUs that already finished (short --iterations) so the set stays small.
         while vus.try_join_next().is_some() {}
     }

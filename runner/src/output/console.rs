@@ -21,11 +21,6 @@ fn with<R>(f: impl FnOnce(&mut Console, &mut std::io::StderrLock<'_>) -> R) -> R
     f(&mut console, &mut err)
 }
 
-/// Whether stderr is a terminal (live redraws) or a log (plain lines).
-pub fn is_terminal() -> bool {
-    with(|c, _| c.tty)
-}
-
 /// Prints one line of text from a guest or the runner above the status line. Terminal
 /// control characters are replaced so a guest cannot rewrite the screen.
 pub fn line(text: &str) {
