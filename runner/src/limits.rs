@@ -30,3 +30,8 @@ pub const MAX_PENDING_RESPONSES: usize = 1024;
 /// How long a plan's `describe` may take. It only builds a small record, so this is about
 /// instantiation; a plan that spins for longer is broken and must not hang the runner.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Plans larger than this are compiled on every core. Small plans compile in tens of
+/// milliseconds on one thread, and skipping the compiler's thread pool keeps the runner's
+/// base memory down.
+pub const PARALLEL_COMPILE_ABOVE: u64 = 2 * 1024 * 1024;

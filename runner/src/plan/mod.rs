@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
-use crate::limits::DESCRIBE_TIMEOUT;
+use crate::limits::{DESCRIBE_TIMEOUT, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
 pub use maps::{MemoryImages, instantiation_error};
 
@@ -41,8 +41,13 @@ impl std::fmt::Debug for LoadedPlan {
 /// and it needs no sizing before the plan's user count is known. Memory images are
 /// copy-on-write unless `images` says otherwise (see `maps`). Epoch interruption lets busy
 /// guests yield and lets a stop interrupt them.
-pub fn engine(images: MemoryImages) -> anyhow::Result<Engine> {
+///
+/// Plans smaller than `PARALLEL_COMPILE_ABOVE` are compiled on one thread: measured with the
+/// 107 KB probe plan, that lowers the runner's peak RSS from 22.3 to 20.4 MiB for 0.04 s more;
+/// large plans (Python, JavaScript) compile in parallel, which halves their compile time.
+pub fn engine(images: MemoryImages, plan_size: u64) -> anyhow::Result<Engine> {
     let mut config = Config::new();
+    config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     config.memory_init_cow(images == MemoryImages::CopyOnWrite);
