@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every check CI runs: formatting, lints (host and guests), and all tests. The tests build
-# the guest components themselves (tests/build.rs) and run the real runner against real
-# servers on 127.0.0.1.
+# Every check CI runs: formatting, lints (host and guests), all tests, and that the WIT
+# stays bindable from Python. The tests build the guest components themselves
+# (tests/build.rs) and run the real runner against real servers on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +13,4 @@ cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 (cd guest-examples && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
 cargo test --release --workspace
+scripts/check-wit.sh
