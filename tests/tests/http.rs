@@ -99,3 +99,26 @@ fn connections_the_server_closed_while_idle_are_replaced_without_failures() {
     assert_eq!(run.requests(), 12);
     assert_eq!(run.failures(), 0, "{:#}", run.report()["errors"]);
 }
+
+#[test]
+fn a_request_over_its_timeout_fails_and_the_user_carries_on() {
+    let server = Server::start();
+    let started = std::time::Instant::now();
+    // Each request asks for a 1 s response but allows 200 ms.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "slow:1:/delay/1000")
+        .env("PROBE_TIMEOUT_MS", "200")
+        .args(&["-u", "1", "--iterations", "3"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(server.count("/delay/1000"), 3, "each iteration sent its request");
+    assert_eq!(run.requests(), 3);
+    assert_eq!(run.failures(), 3);
+    let error = &run.report()["errors"][0];
+    assert_eq!(error["error"], "timed out after 200ms");
+    assert_eq!(error["occurrences"], 3);
+    let slowest = run.row("GET", "/delay/1000")["max_ms"].as_f64().unwrap_or_default();
+    assert!((190.0..600.0).contains(&slowest), "a timed-out request counts its time until the timeout: {slowest} ms");
+}

@@ -15,6 +15,7 @@
 //! - `PROBE_SHOW_ENV=1`: send the names of the visible environment variables in `x-env`.
 //! - `PROBE_STOP_PATH`: request this path in `on_stop`.
 //! - `PROBE_START_ERROR=1`: `on_start` fails, so the user never runs a task.
+//! - `PROBE_TIMEOUT_MS`: the request timeout.
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ struct Probe {
     show_env: bool,
     sleep: Option<Duration>,
     error: bool,
+    timeout: Option<Duration>,
 }
 
 impl Default for Probe {
@@ -48,6 +50,7 @@ impl Default for Probe {
             show_env: env("PROBE_SHOW_ENV").is_some(),
             sleep: env_num("PROBE_SLEEP_MS").map(Duration::from_millis),
             error: env("PROBE_ERROR").is_some(),
+            timeout: env_num("PROBE_TIMEOUT_MS").map(Duration::from_millis),
         }
     }
 }
@@ -110,6 +113,9 @@ impl Probe {
         let mut request = wasmload::request(&self.method, path).header("x-vu", vu::id().to_string());
         if let Some(name) = &self.name {
             request = request.name(name.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            request = request.timeout(timeout);
         }
         if self.show_env {
             let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
