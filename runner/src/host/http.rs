@@ -90,8 +90,7 @@ impl Host for VuState {
             body,
             timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
         };
-        // Boxed: keeps the host-call future that wasmtime moves around small.
-        let result = Box::pin(self.http.send(outgoing)).await;
+        let result = self.http.send(outgoing).await;
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Statistics group by upper-case method and by name, or the URL when unnamed.
         let method = if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase() } else { method };
