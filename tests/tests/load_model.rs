@@ -42,12 +42,7 @@ fn constant_wait_spaces_each_users_tasks() {
         .args(&["-u", "1", "--iterations", "6"])
         .finish(LIMIT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    let times: Vec<Duration> = server.hits().iter().map(|h| h.at).collect();
-    assert_eq!(times.len(), 6);
-    for pair in times.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(195) && gap < Duration::from_millis(400), "gap {gap:?}");
-    }
+    assert_gaps(&server, 6, Duration::from_millis(195)..Duration::from_millis(400));
 }
 
 #[test]
@@ -61,11 +56,16 @@ fn constant_pacing_keeps_task_starts_apart_whatever_the_task_takes() {
         .args(&["-u", "1", "--iterations", "5"])
         .finish(LIMIT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_gaps(&server, 5, Duration::from_millis(290)..Duration::from_millis(420));
+}
+
+/// The server saw `count` requests, each arriving within `range` of the one before.
+fn assert_gaps(server: &Server, count: usize, range: std::ops::Range<Duration>) {
     let times: Vec<Duration> = server.hits().iter().map(|h| h.at).collect();
-    assert_eq!(times.len(), 5);
+    assert_eq!(times.len(), count);
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(290) && gap < Duration::from_millis(420), "gap {gap:?}");
+        assert!(range.contains(&gap), "gap {gap:?} outside {range:?}");
     }
 }
 
