@@ -106,22 +106,27 @@ impl VuClient {
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        let request = self.build(out, &target)?;
+        // Parsed at most once per request, and only when cookies are involved.
+        let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok());
+        let request = self.build(out, &target, cookie_url.as_ref())?;
         match tokio::time::timeout(timeout, self.exchange(&target, request)).await {
             Ok(result) => {
                 let incoming = result?;
-                self.keep_cookies(&target, &incoming.headers);
+                self.keep_cookies(&target, &mut cookie_url, &incoming.headers);
                 Ok(incoming)
             }
-            Err(_) => {
-                // The connection is mid-exchange; it cannot carry another request.
-                self.connections.retain(|c| c.origin != target.origin);
-                Err(SendError::Timeout(timeout))
-            }
+            // The connection was taken out of `connections` for the exchange and is dropped
+            // with it (closed): mid-exchange it could not carry another request.
+            Err(_) => Err(SendError::Timeout(timeout)),
         }
     }
 
-    fn build(&self, out: Outgoing<'_>, target: &Target) -> Result<Request<Full<Bytes>>, SendError> {
+    fn build(
+        &self,
+        out: Outgoing<'_>,
+        target: &Target,
+        cookie_url: Option<&url::Url>,
+    ) -> Result<Request<Full<Bytes>>, SendError> {
         let method = Method::from_bytes(out.method.as_bytes())
             .map_err(|_| SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)))?;
         let body = out.body.map(Bytes::from).unwrap_or_default();
@@ -143,11 +148,9 @@ impl VuClient {
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         }
-        if let Some(cookies) = &self.cookies
-            && let Ok(url) = url::Url::parse(&target.url())
-        {
+        if let (Some(cookies), Some(url)) = (&self.cookies, cookie_url) {
             let cookie = cookies
-                .get_request_values(&url)
+                .get_request_values(url)
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -225,16 +228,19 @@ impl VuClient {
         Ok((sender, false))
     }
 
-    fn keep_cookies(&mut self, target: &Target, headers: &[(String, String)]) {
+    fn keep_cookies(&mut self, target: &Target, url: &mut Option<url::Url>, headers: &[(String, String)]) {
         let mut set_cookies = headers.iter().filter(|(n, _)| n == "set-cookie").peekable();
         if set_cookies.peek().is_none() {
             return;
         }
-        let Ok(url) = url::Url::parse(&target.url()) else { return };
+        if url.is_none() {
+            *url = url::Url::parse(&target.url()).ok();
+        }
+        let Some(url) = url.as_ref() else { return };
         let jar = self.cookies.get_or_insert_with(Box::default);
         for (_, value) in set_cookies {
             // A malformed cookie is ignored, as browsers do.
-            let _ = jar.parse(value, &url);
+            let _ = jar.parse(value, url);
         }
     }
 }
