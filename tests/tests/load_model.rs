@@ -46,6 +46,37 @@ fn constant_wait_spaces_each_users_tasks() {
 }
 
 #[test]
+fn users_that_give_their_stack_back_during_long_waits_keep_working() {
+    let server = Server::start();
+    // A wait of 1 s or more releases the VU's host stack; each later task runs on fresh pages.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:1000")
+        .env("PROBE_LOGIN", "1")
+        .args(&["-u", "20", "-r", "100", "--iterations", "3"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let report = run.report();
+    assert_eq!(report["aggregated"]["requests"], 20 * 4, "{}", run.stdout);
+    assert_eq!(report["aggregated"]["failures"], 0, "{}", run.stdout);
+    let mut per_vu: BTreeMap<u32, Vec<Duration>> = BTreeMap::new();
+    for hit in server.hits().into_iter().filter(|h| h.path == "/") {
+        let vu = hit.vu.expect("x-vu header");
+        // The jar filled in `on_start` survives every release.
+        assert_eq!(hit.cookie.as_deref(), Some(format!("session=vu-{vu}").as_str()));
+        per_vu.entry(vu).or_default().push(hit.at);
+    }
+    assert_eq!(per_vu.len(), 20);
+    for (vu, times) in &per_vu {
+        assert_eq!(times.len(), 3, "VU {vu}");
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap >= Duration::from_millis(990) && gap < Duration::from_secs(2), "VU {vu}: gap {gap:?}");
+        }
+    }
+}
+
+#[test]
 fn constant_pacing_keeps_task_starts_apart_whatever_the_task_takes() {
     let server = Server::start();
     // Each task takes ~100 ms (host sleep); pacing 300 ms leaves ~200 ms of wait.

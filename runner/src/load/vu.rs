@@ -13,12 +13,15 @@ use wasmtime::Store;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::VuState;
-use crate::plan::new_store;
+use crate::limits::RELEASE_STACK_BEFORE_WAIT;
+use crate::plan::{VuStack, new_store};
 
 /// A live instance of the plan for one VU.
 struct Instance {
     store: Store<VuState>,
     guest: LoadTest,
+    /// The host stack the store's calls run on.
+    stack: VuStack,
 }
 
 /// Why the VU loop ended.
@@ -47,10 +50,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let task = &ctx.plan.plan.tasks[index].name;
         instance.store.data_mut().iteration = done;
         let started = Instant::now();
-        let Instance { store, guest } = &mut instance;
-        let result =
-            unless_killed(&mut phase, guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32))
-                .await;
+        let Instance { store, guest, stack } = &mut instance;
+        let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
+        let result = unless_killed(&mut phase, stack.capture(call)).await;
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
@@ -72,6 +74,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
         let wait = wait_after(ctx.plan.wait_time(), started.elapsed(), &mut rng);
         if !wait.is_zero() {
+            if wait >= RELEASE_STACK_BEFORE_WAIT {
+                instance.stack.release();
+            }
             tokio::select! {
                 biased;
                 _ = phase.wait_for(|p| *p != Phase::Running) => {}
@@ -80,8 +85,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
     };
     if let Ended::Normally = ended {
-        let Instance { store, guest } = &mut instance;
-        let result = unless_killed(&mut phase, guest.wasmload_scenario_scenario().call_on_stop(&mut *store)).await;
+        let Instance { store, guest, stack } = &mut instance;
+        let call = guest.wasmload_scenario_scenario().call_on_stop(&mut *store);
+        let result = unless_killed(&mut phase, stack.capture(call)).await;
         store.data_mut().settle_pending();
         report_hook(&ctx, "on_stop", result);
     }
@@ -92,7 +98,8 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
 /// counted as a user that failed to start) or the VU was killed meanwhile.
 async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> Option<Instance> {
     let mut store = new_store(&ctx.plan.engine, VuState::new(id, &ctx.shared, ctx.recorder.clone()));
-    let guest = match unless_killed(phase, ctx.plan.pre.instantiate_async(&mut store)).await? {
+    let mut stack = VuStack::default();
+    let guest = match unless_killed(phase, stack.capture(ctx.plan.pre.instantiate_async(&mut store))).await? {
         Ok(guest) => guest,
         Err(e) => {
             ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.images));
@@ -100,10 +107,11 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
             return None;
         }
     };
-    let result = unless_killed(phase, guest.wasmload_scenario_scenario().call_on_start(&mut store)).await?;
+    let call = guest.wasmload_scenario_scenario().call_on_start(&mut store);
+    let result = unless_killed(phase, stack.capture(call)).await?;
     store.data_mut().settle_pending();
     if report_hook(ctx, "on_start", Some(result)) {
-        Some(Instance { store, guest })
+        Some(Instance { store, guest, stack })
     } else {
         // A user whose `on_start` fails does not run (as in Locust).
         ctx.population.failed.fetch_add(1, Ordering::Relaxed);

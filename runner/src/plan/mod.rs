@@ -4,8 +4,10 @@
 
 mod check;
 mod maps;
+mod stacks;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
@@ -16,6 +18,7 @@ use crate::host::{self, HostShared, VuState};
 use crate::limits::{DESCRIBE_TIMEOUT, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
 pub use maps::{MemoryImages, instantiation_error};
+pub use stacks::VuStack;
 
 /// A compiled, linked plan ready to instantiate once per VU.
 pub struct LoadedPlan {
@@ -39,7 +42,8 @@ impl std::fmt::Debug for LoadedPlan {
 /// reservations, pool sized to the VU count) with 1,000 and 8,000 idle VUs, it used 110
 /// against 117 KiB of RSS and 6.9 against 6.0 memory maps per VU and started them as fast,
 /// and it needs no sizing before the plan's user count is known. Memory images are
-/// copy-on-write unless `images` says otherwise (see `maps`). Epoch interruption lets busy
+/// copy-on-write unless `images` says otherwise (see `maps`). Fiber stacks come from `stacks`,
+/// so an idle VU can give its stack's memory back. Epoch interruption lets busy
 /// guests yield and lets a stop interrupt them.
 ///
 /// Plans smaller than `PARALLEL_COMPILE_ABOVE` are compiled on one thread: measured with the
@@ -51,6 +55,7 @@ pub fn engine(images: MemoryImages, plan_size: u64) -> anyhow::Result<Engine> {
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     config.memory_init_cow(images == MemoryImages::CopyOnWrite);
+    config.with_host_stack(Arc::new(stacks::Stacks));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))
 }
 

@@ -1,0 +1,184 @@
+//! The host stacks guest calls run on, and giving their memory back while a VU is idle.
+//!
+//! wasmtime runs every async guest call on a fiber, and a `Store` keeps its fiber's stack
+//! between calls. Guest code plus the host's HTTP path touch about 40 KiB of that stack, and
+//! those pages stay resident for the life of the VU: with thousands of VUs sitting in long
+//! wait times, stacks were a third of the runner's memory. These stacks are ordinary
+//! guarded `mmap`s like wasmtime's own, but each one is shared (`Arc`) with the VU that uses
+//! it, so the VU can drop the stack's pages (`madvise(MADV_DONTNEED)`) before a long wait.
+//! The next call faults them back in, zeroed.
+//!
+//! A stack is matched to its VU by the thread it was made on: wasmtime creates a store's
+//! stack synchronously inside the first poll of that store's first call, on the worker
+//! thread running the VU, so [`Capture`] looks for a stack made during each poll of the
+//! VU's call.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use wasmtime::{StackCreator, StackMemory};
+
+/// Makes the fiber stacks of every store of the engine.
+#[derive(Debug)]
+pub struct Stacks;
+
+/// One stack mapping: a guard page at the bottom, then the usable stack.
+#[derive(Debug)]
+struct Region {
+    base: usize,
+    len: usize,
+    page: usize,
+}
+
+// SAFETY: `Region` only names a mapping it owns; nothing in it is tied to a thread.
+unsafe impl Send for Region {}
+unsafe impl Sync for Region {}
+
+impl Region {
+    fn new(size: usize) -> anyhow::Result<Self> {
+        let page = page_size();
+        let usable = size.div_ceil(page).max(1) * page;
+        let len = usable + page;
+        // SAFETY: a fresh private anonymous mapping at an address of the kernel's choice.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        if base == libc::MAP_FAILED {
+            anyhow::bail!("cannot map a {len}-byte VU stack: {}", std::io::Error::last_os_error());
+        }
+        let region = Self { base: base as usize, len, page };
+        // SAFETY: the range lies inside the mapping just made; only the guard page stays
+        // inaccessible.
+        let made_usable = unsafe {
+            libc::mprotect(region.usable().start as *mut libc::c_void, usable, libc::PROT_READ | libc::PROT_WRITE)
+        };
+        if made_usable != 0 {
+            anyhow::bail!("cannot make a VU stack writable: {}", std::io::Error::last_os_error());
+        }
+        Ok(region)
+    }
+
+    fn usable(&self) -> Range<usize> {
+        self.base + self.page..self.base + self.len
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `new` and this is its last owner.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// What wasmtime holds: the stack it runs a store's calls on.
+struct Stack(Arc<Region>);
+
+// SAFETY: `top` is the page-aligned end of the usable range; the guard page below it is
+// inaccessible.
+unsafe impl StackMemory for Stack {
+    fn top(&self) -> *mut u8 {
+        self.0.usable().end as *mut u8
+    }
+
+    fn range(&self) -> Range<usize> {
+        self.0.usable()
+    }
+
+    fn guard_range(&self) -> Range<*mut u8> {
+        self.0.base as *mut u8..(self.0.base + self.0.page) as *mut u8
+    }
+}
+
+thread_local! {
+    /// The stack made on this thread since the last [`Capture`] poll looked.
+    static MADE: RefCell<Option<Arc<Region>>> = const { RefCell::new(None) };
+}
+
+// SAFETY: every stack is a fresh, zero-filled mapping with a guard page below it.
+unsafe impl StackCreator for Stacks {
+    fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
+        let region = Arc::new(Region::new(size).map_err(|e| wasmtime::Error::msg(e.to_string()))?);
+        MADE.with(|made| *made.borrow_mut() = Some(region.clone()));
+        Ok(Box::new(Stack(region)))
+    }
+}
+
+/// A VU's hold on the stack its store runs on.
+#[derive(Debug, Default)]
+pub struct VuStack(Option<Arc<Region>>);
+
+impl VuStack {
+    /// Gives the stack's pages back to the kernel.
+    ///
+    /// Call it only between calls into the VU's store (no call future of that store alive):
+    /// the stack holds nothing then, and the next call starts on fresh zeroed pages.
+    pub fn release(&self) {
+        let Some(region) = &self.0 else { return };
+        let usable = region.usable();
+        // SAFETY: the mapping is alive (this `Arc` owns it) and, by this method's contract,
+        // no fiber is running on it, so no live data is on it.
+        unsafe { libc::madvise(usable.start as *mut libc::c_void, usable.len(), libc::MADV_DONTNEED) };
+    }
+
+    /// Wraps one call into the VU's store, noting the stack wasmtime makes for it, if any.
+    pub fn capture<F: Future>(&mut self, call: F) -> Capture<'_, F> {
+        Capture { stack: self, call }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A store call that notes the stack made while it was being polled.
+    pub struct Capture<'a, F> {
+        stack: &'a mut VuStack,
+        #[pin]
+        call: F,
+    }
+}
+
+impl<F: Future> Future for Capture<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        MADE.with(|made| made.borrow_mut().take());
+        let polled = this.call.poll(cx);
+        if let Some(region) = MADE.with(|made| made.borrow_mut().take()) {
+            this.stack.0 = Some(region);
+        }
+        polled
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_stack_reads_back_as_zeroes_and_stays_usable() {
+        let stack = Stacks.new_stack(64 * 1024, false).expect("stack");
+        let range = stack.range();
+        assert_eq!(stack.top() as usize, range.end);
+        assert_eq!(range.len(), 64 * 1024);
+        let held = VuStack(MADE.with(|made| made.borrow_mut().take()));
+        assert!(held.0.is_some(), "the new stack is noted for the VU that made it");
+        let word = (range.end - 64) as *mut u64;
+        // SAFETY: inside the usable range of a stack nothing runs on.
+        unsafe { word.write_volatile(0xfeed) };
+        held.release();
+        // SAFETY: as above.
+        assert_eq!(unsafe { word.read_volatile() }, 0);
+        unsafe { word.write_volatile(7) };
+        assert_eq!(unsafe { word.read_volatile() }, 7);
+    }
+}
