@@ -12,5 +12,6 @@ cargo fmt --all --check
 (cd guest-examples && cargo fmt --all --check)
 cargo clippy --release --workspace --all-targets -- -D warnings
 (cd guest-examples && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
+(cd tests/guests && cargo fmt --all --check && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
 cargo test --release --workspace
 scripts/check-wit.sh

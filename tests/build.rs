@@ -10,7 +10,10 @@ use std::process::Command;
 /// (workspace, [(constant, artifact file name)])
 const GUESTS: &[(&str, &[(&str, &str)])] = &[
     ("guest-examples", &[("CONCERT", "concert.wasm"), ("SHOP", "shop.wasm"), ("PROBE", "probe.wasm")]),
-    ("tests/guests", &[("WRONG_WORLD", "wrong-world.wasm"), ("FUTURE_VERSION", "future_version.wasm")]),
+    (
+        "tests/guests",
+        &[("WRONG_WORLD", "wrong-world.wasm"), ("FUTURE_VERSION", "future_version.wasm"), ("HOSTILE", "hostile.wasm")],
+    ),
 ];
 
 fn main() {

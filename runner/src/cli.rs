@@ -63,6 +63,8 @@ pub struct RunArgs {
     /// Accept any TLS certificate (self-signed test servers).
     #[arg(short = 'k', long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,6 +100,40 @@ pub struct TargetArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(short, long, default_value_t = 8080)]
     pub port: u16,
+}
+
+/// Limits on each VU's guest (see `limits.rs` for the reasons behind the defaults).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Linear memory each VU's guest may grow to, e.g. 64MiB, 512MiB, 1GiB; growing past it
+    /// stops that VU's instance.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64MiB")]
+    pub max_vu_memory: usize,
+    /// Compute a guest may do without sending a request or sleeping, e.g. 10s, 500ms; past
+    /// it that VU's instance is stopped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub max_guest_cpu: Duration,
+}
+
+/// A byte count: a number with an optional unit B, KiB, MiB or GiB (KB, MB, GB and K, M, G
+/// are read as the binary units too).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("`{s}` is not a size like 64MiB or 1GiB")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{s}` is not a size above 0 like 64MiB or 1GiB"))
 }
 
 /// `30s`, `5m`, `1h30m`, `250ms`, or a bare number of seconds.
@@ -150,6 +186,17 @@ pub fn parse_env(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0MiB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12PiB").is_err());
+    }
 
     #[test]
     fn durations_accept_locust_forms() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::bindings::Options;
 use crate::cli::{LoadArgs, OutputArgs};
 use crate::client::BaseUrl;
+use crate::host::GuestLimits;
 
 /// Users when neither the flags nor the plan say (Locust's default).
 const DEFAULT_USERS: u32 = 1;
@@ -27,6 +28,7 @@ pub struct RunConfig {
     pub env: Vec<(String, String)>,
     pub insecure: bool,
     pub output: OutputArgs,
+    pub limits: GuestLimits,
 }
 
 /// What the user typed for a run, before the plan's defaults are known.
@@ -38,6 +40,7 @@ pub struct Requested {
     pub env: Vec<(String, String)>,
     pub insecure: bool,
     pub output: OutputArgs,
+    pub limits: GuestLimits,
 }
 
 /// Why the plan's own defaults cannot be used.
@@ -83,6 +86,7 @@ impl Requested {
             env: self.env,
             insecure: self.insecure,
             output: self.output,
+            limits: self.limits,
         })
     }
 }
@@ -111,6 +115,7 @@ mod tests {
             env: vec![],
             insecure: false,
             output: OutputArgs { json: None, exit_code_on_error: 0, quiet: true },
+            limits: GuestLimits::default(),
         }
     }
 

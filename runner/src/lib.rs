@@ -22,6 +22,7 @@ pub mod target;
 
 use cli::{Cli, Command, DemoArgs, LoadArgs, RunArgs, TargetArgs};
 use config::Requested;
+use host::GuestLimits;
 
 /// Runs one command line; returns the process exit code.
 pub async fn main(cli: Cli) -> anyhow::Result<i32> {
@@ -40,6 +41,7 @@ fn requested(args: RunArgs) -> Requested {
         env: args.env,
         insecure: args.insecure,
         output: args.output,
+        limits: GuestLimits { memory: args.sandbox.max_vu_memory, cpu: args.sandbox.max_guest_cpu },
     }
 }
 
@@ -68,6 +70,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         env: Vec::new(),
         insecure: false,
         output: args.output,
+        limits: GuestLimits::default(),
     };
     Ok(run::run(requested).await?.exit_code)
 }

@@ -42,3 +42,38 @@ pub const PARALLEL_COMPILE_ABOVE: u64 = 2 * 1024 * 1024;
 /// (1 % of a core for every 1,000 VUs waiting this long) and the memory matters: with
 /// Locust's usual `between(1, 3)` every VU waits that long.
 pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
+
+/// Linear memory one VU's guest may have (`--max-vu-memory`). A Rust scenario uses one or
+/// two MiB; an interpreter (Python, JavaScript) tens. Growing past it traps that VU only,
+/// so one scenario bug cannot take the machine's memory from thousands of VUs.
+pub const MAX_VU_MEMORY: usize = 64 * 1024 * 1024;
+
+/// Guest compute allowed between two waits on the host (a request or a sleep;
+/// `--max-guest-cpu`). A scenario that computes this long without doing either is stuck
+/// (`loop {}`) or hostile; it is stopped and its VU starts afresh, and other VUs on the same
+/// thread keep running meanwhile because guests yield at every epoch tick.
+pub const MAX_GUEST_CPU: Duration = Duration::from_secs(10);
+
+/// Elements of a guest's function table. Compilers emit a few thousand at most; the limit
+/// bounds the host memory a guest can make the runner allocate through `table.grow`.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Native stack wasm frames may use. Deep recursion in the guest traps cleanly ("call stack
+/// exhausted") well before the 2 MiB host stack its calls run on (see `plan::stacks`).
+pub const MAX_WASM_STACK: usize = 512 * 1024;
+
+/// Bytes of a request URL. Servers commonly refuse more than 8 KiB.
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+
+/// Headers per request, and bytes of all their names and values together. Typical servers
+/// refuse above 100 headers or 8-64 KiB of headers.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+pub const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
+
+/// Bytes of a request body. Load tests send forms and JSON; this bounds what a guest can
+/// make the host copy and send per request.
+pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+
+/// Bytes of a request name (or of the URL standing for it) in the statistics. Names are keys
+/// shown in every table and report; longer ones are cut and marked with `…`.
+pub const MAX_NAME_BYTES: usize = 256;

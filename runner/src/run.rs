@@ -44,7 +44,11 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
              many users fit under the kernel's memory-map limit (vm.max_map_count)",
         );
     }
-    let probe_shared = HostShared { http: Arc::new(HttpShared::new(None, false)?), env: requested.env.clone() };
+    let probe_shared = HostShared {
+        http: Arc::new(HttpShared::new(None, false)?),
+        env: requested.env.clone(),
+        limits: requested.limits,
+    };
     // A missing file is reported by `plan::load` with its reason.
     let plan_size = std::fs::metadata(&requested.plan_path).map_or(0, |m| m.len());
     let engine = plan::engine(images, plan_size)?;
@@ -54,8 +58,11 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let cfg = requested.resolve(&loaded.plan.options)?;
     warn_about_map_count(cfg.users, images);
 
-    let shared =
-        Arc::new(HostShared { http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?), env: cfg.env.clone() });
+    let shared = Arc::new(HostShared {
+        http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?),
+        env: cfg.env.clone(),
+        limits: cfg.limits,
+    });
     let (mut aggregator, recorder) = Aggregator::new();
     let population = Arc::new(Population::default());
     let shape = LoadShape { users: cfg.users, spawn_rate: cfg.spawn_rate, iterations: cfg.iterations };

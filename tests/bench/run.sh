@@ -52,13 +52,13 @@
 #   MEMORY_MAX=10000  largest idle VU count measured (0 skips the memory part)
 #   START_VUS=10000   idle VUs started at once for the start-time part (0 skips it)
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
-#   RUNNER=...        runner binary (default target/release/runner)
+#   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-RUNNER="${RUNNER:-$root/target/release/runner}"
+RUNNER="${RUNNER:-$root/target/dist/runner}"
 PROBE="${PROBE:-$root/guest-examples/target/wasm32-wasip2/release/probe.wasm}"
 DURATION="${DURATION:-10s}"
 ROUNDS="${ROUNDS:-3}"
@@ -68,7 +68,7 @@ START_VUS="${START_VUS:-10000}"
 FLAT="${FLAT:-1}"
 
 die() { echo "error: $*" >&2; exit 1; }
-[[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (cargo build --release -p runner, or set RUNNER)"
+[[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (cargo build --profile dist -p runner, or set RUNNER)"
 [[ -f "$PROBE" ]] || die "probe component not found at $PROBE (cargo build --release --target wasm32-wasip2 --manifest-path guest-examples/Cargo.toml, or set PROBE)"
 (( $(nproc) >= 2 )) || die "needs at least 2 cores (nginx on core 0, the load generator on core 1)"
 
@@ -155,6 +155,16 @@ measure() {
     read -r m_wall m_user m_sys m_rss_kib < <(tail -n 1 "$tmp/$name.time")
 }
 
+# sample_pss SECONDS FILE: after SECONDS, the proportional set size (KiB) of the newest
+# runner process, into FILE. PSS counts a page mapped N times as 1/N per mapping, so the
+# copy-on-write memory image all VUs share counts once, where RSS counts it once per VU.
+sample_pss() {
+    sleep "$1"
+    local pid
+    pid="$(pgrep -n -f -- "$RUNNER run")" || return 0
+    awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" >"$2" 2>/dev/null || true
+}
+
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -214,14 +224,18 @@ echo
 # --- memory per VU -----------------------------------------------------------------------
 if (( MEMORY_MAX > 0 )); then
     echo "== Memory: idle VUs (one request each, then a 10-minute wait), 6 s run"
-    mrow() { printf '%6s %8s %8s %8s  %s\n' "$@"; }
-    mrow VUs started "RSS MiB" "KiB/VU" note
-    previous_vus="" previous_rss=""
+    mrow() { printf '%6s %8s %8s %8s %8s %8s  %s\n' "$@"; }
+    mrow VUs started "RSS MiB" "KiB/VU" "PSS MiB" "KiB/VU" note
+    previous_vus="" previous_rss="" previous_pss=""
     for vus in 10 1000 10000; do
         (( vus <= MEMORY_MAX )) || continue
         name="memory-$vus"
+        sample_pss 5 "$tmp/$name.pss" &
+        sampler=$!
         measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
             -u "$vus" -r 20000 -t 6s --stop-timeout 1s -q --env PROBE_WAIT=constant:600000
+        wait "$sampler" || true
+        pss_kib="$(cat "$tmp/$name.pss" 2>/dev/null || true)"
         # Each VU sends exactly one request, so nginx's count is the number of VUs that started.
         started="$m_requests"
         notes=()
@@ -235,17 +249,22 @@ if (( MEMORY_MAX > 0 )); then
             why="$(grep -m 1 'TASK *instantiate:' "$tmp/$name.out" | sed -E 's/.*TASK +instantiate: //; s/^cannot create VU [0-9]+: //; s/; raise it.*//')"
             notes+=("$failed VUs failed to start: $why")
         fi
-        per_vu="-"
+        per_vu="-" pss_per_vu="-" pss_mib="-"
+        [[ -n "$pss_kib" ]] && pss_mib="$(calc '%.1f' "$pss_kib / 1024")"
         if [[ -n "$previous_vus" && $m_status -eq 0 ]] && (( started > previous_vus )); then
             per_vu="$(calc '%.1f' "($m_rss_kib - $previous_rss) / ($started - $previous_vus)")"
+            if [[ -n "$pss_kib" && -n "$previous_pss" ]]; then
+                pss_per_vu="$(calc '%.1f' "($pss_kib - $previous_pss) / ($started - $previous_vus)")"
+            fi
         fi
         note="$(IFS=';'; echo "${notes[*]:-}")"
-        mrow "$vus" "$started" "$(calc '%.1f' "$m_rss_kib / 1024")" "$per_vu" "${note//;/; }"
-        if (( m_status == 0 )); then previous_vus="$started" previous_rss="$m_rss_kib"; fi
+        mrow "$vus" "$started" "$(calc '%.1f' "$m_rss_kib / 1024")" "$per_vu" "$pss_mib" "$pss_per_vu" "${note//;/; }"
+        if (( m_status == 0 )); then previous_vus="$started" previous_rss="$m_rss_kib" previous_pss="$pss_kib"; fi
     done
-    echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS difference to the"
-    echo "previous row / difference in started VUs. Each idle VU holds its wasm instance, its task"
-    echo "and one kept-alive connection."
+    echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS (peak) or PSS (5 s in)"
+    echo "difference to the previous row / difference in started VUs. RSS counts the copy-on-write"
+    echo "memory image every VU maps once per VU; PSS counts it once. Each idle VU holds its wasm"
+    echo "instance, its task and one kept-alive connection."
     echo
 fi
 

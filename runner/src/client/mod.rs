@@ -3,6 +3,7 @@
 //! with the VU's own cookie jar. Times every request from before connecting to the last
 //! body byte.
 
+mod rules;
 mod target;
 mod tls;
 
@@ -103,6 +104,7 @@ impl VuClient {
 
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
+        rules::check(&out)?;
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);

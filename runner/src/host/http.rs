@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::VuState;
 use crate::bindings::http::{Host, HttpError, Request, Response};
 use crate::client::{Outgoing, SendError};
-use crate::limits::MAX_PENDING_RESPONSES;
+use crate::limits::{MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
 
 /// A finished `catch-response` request whose outcome the guest has not decided yet.
@@ -91,10 +91,15 @@ impl Host for VuState {
             timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
         };
         let result = self.http.send(outgoing).await;
+        self.clock.reset();
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Statistics group by upper-case method and by name, or the URL when unnamed.
         let method = if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase() } else { method };
-        let name = name.unwrap_or(url);
+        // A name (or URL) is a statistics key shown in every report: keep it short.
+        let name = match name.unwrap_or(url) {
+            name if name.len() > MAX_NAME_BYTES => format!("{}…", super::vu::truncate(&name, MAX_NAME_BYTES)),
+            name => name,
+        };
         let incoming = match result {
             Ok(incoming) => incoming,
             Err(error) => {

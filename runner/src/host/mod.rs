@@ -1,6 +1,7 @@
 //! What a VU's `Store` holds, and the host side of each WIT interface (one file each).
 
 mod http;
+mod sandbox;
 mod stdio;
 mod vu;
 
@@ -13,6 +14,7 @@ use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
 use crate::stats::Recorder;
 pub use http::PendingResponses;
+pub use sandbox::{GuestClock, GuestLimits, show_bytes};
 
 /// Per-run settings every VU's host state starts from.
 #[derive(Debug)]
@@ -20,6 +22,7 @@ pub struct HostShared {
     pub http: Arc<HttpShared>,
     /// `--env KEY=VALUE` pairs: the only environment a guest sees.
     pub env: Vec<(String, String)>,
+    pub limits: GuestLimits,
 }
 
 /// The data of one VU's `Store`.
@@ -33,6 +36,10 @@ pub struct VuState {
     http: VuClient,
     pending: PendingResponses,
     recorder: Recorder,
+    limiter: sandbox::Limiter,
+    /// Guest compute since the VU last waited on the host.
+    pub clock: GuestClock,
+    cpu_limit: std::time::Duration,
 }
 
 impl std::fmt::Debug for VuState {
@@ -55,7 +62,21 @@ impl VuState {
             http: VuClient::new(shared.http.clone()),
             pending: PendingResponses::default(),
             recorder,
+            limiter: sandbox::Limiter::new(shared.limits),
+            clock: GuestClock::default(),
+            cpu_limit: shared.limits.cpu,
         }
+    }
+
+    /// The limiter of the VU's memories and tables.
+    pub fn limiter(&mut self) -> &mut dyn wasmtime::ResourceLimiter {
+        &mut self.limiter
+    }
+
+    /// At an epoch tick that found the guest running: yield, or stop a guest past its
+    /// compute limit.
+    pub fn on_tick(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        sandbox::on_tick(&self.clock, self.cpu_limit)
     }
 
     pub fn recorder(&self) -> &Recorder {

@@ -19,6 +19,7 @@ impl Host for VuState {
     async fn sleep(&mut self, ms: u32) {
         // Suspends this VU's fiber; the worker thread runs other VUs meanwhile.
         tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+        self.clock.reset();
     }
 
     async fn log(&mut self, level: LogLevel, message: String) {

@@ -1,6 +1,7 @@
 //! The load model: starting VUs at the spawn rate (Locust `-u`/`-r`), and telling them
 //! when to stop. Each VU is a tokio task driving its own component instance (`vu`).
 
+mod call;
 mod vu;
 mod wait;
 mod workers;

@@ -10,9 +10,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use wasmtime::Store;
 
+use super::call::guest_call;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
-use crate::host::VuState;
+use crate::host::{GuestClock, VuState};
 use crate::limits::RELEASE_STACK_BEFORE_WAIT;
 use crate::plan::{VuStack, new_store};
 
@@ -22,6 +23,8 @@ struct Instance {
     guest: LoadTest,
     /// The host stack the store's calls run on.
     stack: VuStack,
+    /// The guest's compute time (shared with the store's data).
+    clock: GuestClock,
 }
 
 /// Why the VU loop ended.
@@ -50,9 +53,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let task = &ctx.plan.plan.tasks[index].name;
         instance.store.data_mut().iteration = done;
         let started = Instant::now();
-        let Instance { store, guest, stack } = &mut instance;
+        let Instance { store, guest, stack, clock } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
-        let result = unless_killed(&mut phase, stack.capture(call)).await;
+        let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
@@ -61,7 +64,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
             Ok(Ok(())) => {}
             Ok(Err(message)) => ctx.recorder.task_error(task, &message),
             Err(trap) => {
-                ctx.recorder.task_error(task, &format!("the guest trapped: {}", one_line(&trap)));
+                ctx.recorder.task_error(task, &stopped(&trap));
                 // The instance cannot be entered again: start this user afresh.
                 match start(id, &ctx, &mut phase).await {
                     Some(fresh) => instance = fresh,
@@ -85,9 +88,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
     };
     if let Ended::Normally = ended {
-        let Instance { store, guest, stack } = &mut instance;
+        let Instance { store, guest, stack, clock } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_on_stop(&mut *store);
-        let result = unless_killed(&mut phase, stack.capture(call)).await;
+        let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
         store.data_mut().settle_pending();
         report_hook(&ctx, "on_stop", result);
     }
@@ -99,7 +102,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
 async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> Option<Instance> {
     let mut store = new_store(&ctx.plan.engine, VuState::new(id, &ctx.shared, ctx.recorder.clone()));
     let mut stack = VuStack::default();
-    let guest = match unless_killed(phase, stack.capture(ctx.plan.pre.instantiate_async(&mut store))).await? {
+    let clock = store.data().clock.clone();
+    let instantiate = ctx.plan.pre.instantiate_async(&mut store);
+    let guest = match unless_killed(phase, guest_call(&mut stack, &clock, instantiate)).await? {
         Ok(guest) => guest,
         Err(e) => {
             ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.images));
@@ -108,10 +113,10 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
         }
     };
     let call = guest.wasmload_scenario_scenario().call_on_start(&mut store);
-    let result = unless_killed(phase, stack.capture(call)).await?;
+    let result = unless_killed(phase, guest_call(&mut stack, &clock, call)).await?;
     store.data_mut().settle_pending();
     if report_hook(ctx, "on_start", Some(result)) {
-        Some(Instance { store, guest, stack })
+        Some(Instance { store, guest, stack, clock })
     } else {
         // A user whose `on_start` fails does not run (as in Locust).
         ctx.population.failed.fetch_add(1, Ordering::Relaxed);
@@ -128,7 +133,7 @@ fn report_hook(ctx: &VuContext, hook: &str, result: Option<wasmtime::Result<Resu
             false
         }
         Some(Err(trap)) => {
-            ctx.recorder.task_error(hook, &format!("the guest trapped: {}", one_line(&trap)));
+            ctx.recorder.task_error(hook, &stopped(&trap));
             false
         }
         None => false,
@@ -154,10 +159,16 @@ fn pick(cumulative: &[u64], rng: &mut fastrand::Rng) -> usize {
     cumulative.partition_point(|&c| c <= draw)
 }
 
-/// A wasmtime error (trap with its backtrace) reduced to its first line.
-fn one_line(e: &wasmtime::Error) -> String {
-    let text = format!("{e:#}");
-    text.lines().next().unwrap_or_default().to_owned()
+/// Why a guest call failed, in one line: the trap (`the guest trapped: wasm trap: call
+/// stack exhausted`) or the sandbox limit that stopped it, without wasmtime's backtrace.
+fn stopped(e: &wasmtime::Error) -> String {
+    let cause = e.root_cause().to_string();
+    let cause = cause.lines().next().unwrap_or_default();
+    if e.downcast_ref::<wasmtime::Trap>().is_some() {
+        format!("the guest trapped: {cause}")
+    } else {
+        format!("the guest was stopped: {cause}")
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
-use crate::limits::{DESCRIBE_TIMEOUT, PARALLEL_COMPILE_ABOVE};
+use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
 pub use maps::{MemoryImages, instantiation_error};
 pub use stacks::VuStack;
@@ -53,6 +53,7 @@ pub fn engine(images: MemoryImages, plan_size: u64) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
     config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
     config.wasm_component_model(true);
     config.memory_init_cow(images == MemoryImages::CopyOnWrite);
     config.with_host_stack(Arc::new(stacks::Stacks));
@@ -99,11 +100,13 @@ async fn describe(engine: &Engine, pre: &LoadTestPre<VuState>, shared: &HostShar
     instance.wasmload_scenario_scenario().call_describe(&mut store).await.map_err(wasm_error)
 }
 
-/// A store for one VU: it yields to other VUs at every epoch tick.
+/// A store for one VU: its memories and tables are limited, and at every epoch tick it
+/// yields to other VUs, or stops if the guest is past its compute limit.
 pub fn new_store(engine: &Engine, state: VuState) -> Store<VuState> {
     let mut store = Store::new(engine, state);
+    store.limiter(VuState::limiter);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    store.epoch_deadline_callback(|ctx| ctx.data().on_tick());
     store
 }
 

@@ -10,16 +10,13 @@
 //!
 //! A stack is matched to its VU by the thread it was made on: wasmtime creates a store's
 //! stack synchronously inside the first poll of that store's first call, on the worker
-//! thread running the VU, so [`Capture`] looks for a stack made during each poll of the
-//! VU's call.
+//! thread running the VU, so the VU's call wrapper (`load::call`) looks for a stack made
+//! during each poll of the call.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use wasmtime::{StackCreator, StackMemory};
 
@@ -125,32 +122,17 @@ impl VuStack {
         unsafe { libc::madvise(usable.start as *mut libc::c_void, usable.len(), libc::MADV_DONTNEED) };
     }
 
-    /// Wraps one call into the VU's store, noting the stack wasmtime makes for it, if any.
-    pub fn capture<F: Future>(&mut self, call: F) -> Capture<'_, F> {
-        Capture { stack: self, call }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A store call that notes the stack made while it was being polled.
-    pub struct Capture<'a, F> {
-        stack: &'a mut VuStack,
-        #[pin]
-        call: F,
-    }
-}
-
-impl<F: Future> Future for Capture<'_, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
+    /// Forgets a stack made on this thread outside a VU's call (by `describe`).
+    pub fn forget_made() {
         MADE.with(|made| made.borrow_mut().take());
-        let polled = this.call.poll(cx);
+    }
+
+    /// Keeps the stack made on this thread since [`VuStack::forget_made`], if any: call it
+    /// right after polling the VU's call, before another task runs on the thread.
+    pub fn keep_made(&mut self) {
         if let Some(region) = MADE.with(|made| made.borrow_mut().take()) {
-            this.stack.0 = Some(region);
+            self.0 = Some(region);
         }
-        polled
     }
 }
 

@@ -1,0 +1,134 @@
+//! What one VU may consume, enforced while its guest runs: linear memory and table size (a
+//! `ResourceLimiter`), and CPU time spent computing without waiting on the host (the epoch
+//! callback). Each limit stops only the VU that exceeds it, with a message that names the
+//! limit and the flag that changes it; the VU then starts again from a fresh instance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use wasmtime::{ResourceLimiter, UpdateDeadline};
+
+use crate::limits::{MAX_GUEST_CPU, MAX_TABLE_ELEMENTS, MAX_VU_MEMORY};
+
+/// Per-run limits on each VU (`--max-vu-memory`, `--max-guest-cpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestLimits {
+    /// Bytes of linear memory per memory of the instance.
+    pub memory: usize,
+    /// Guest compute between two waits on the host (a request, a sleep).
+    pub cpu: Duration,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        Self { memory: MAX_VU_MEMORY, cpu: MAX_GUEST_CPU }
+    }
+}
+
+/// Refuses memory and table growth past the limits, as a trap with a clear message.
+#[derive(Debug)]
+pub struct Limiter {
+    memory: usize,
+}
+
+impl Limiter {
+    pub fn new(limits: GuestLimits) -> Self {
+        Self { memory: limits.memory }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            wasmtime::bail!(
+                "the guest's memory would grow to {}, past its limit of {} (--max-vu-memory)",
+                show_bytes(desired),
+                show_bytes(self.memory)
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            wasmtime::bail!(
+                "the guest's table would grow to {desired} elements, past its limit of {MAX_TABLE_ELEMENTS}"
+            );
+        }
+        Ok(true)
+    }
+}
+
+/// Guest compute since the VU last waited on the host, in nanoseconds. The VU's calls add
+/// the time each poll of the guest took (`load::call`); a request or a sleep resets it.
+#[derive(Debug, Clone, Default)]
+pub struct GuestClock(Arc<AtomicU64>);
+
+impl GuestClock {
+    pub fn add(&self, spent: Duration) {
+        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Decides at each epoch tick that finds the guest running: yield to the other VUs, or stop
+/// a guest that has computed for longer than `limit` without waiting on the host.
+pub fn on_tick(clock: &GuestClock, limit: Duration) -> wasmtime::Result<UpdateDeadline> {
+    let busy = clock.busy();
+    if busy > limit {
+        wasmtime::bail!(
+            "the guest computed for {:.1} s without sending a request or sleeping, past its limit of {} \
+             (--max-guest-cpu)",
+            busy.as_secs_f64(),
+            humantime::format_duration(limit)
+        );
+    }
+    Ok(UpdateDeadline::Yield(1))
+}
+
+/// `64 MiB`, `512 KiB`, `100 B`.
+pub fn show_bytes(n: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    const GIB: usize = 1024 * MIB;
+    match n {
+        n if n >= GIB && n % GIB == 0 => format!("{} GiB", n / GIB),
+        n if n >= MIB => format!("{:.0} MiB", n as f64 / MIB as f64),
+        n if n >= KIB => format!("{:.0} KiB", n as f64 / KIB as f64),
+        n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_growth_past_the_limit_fails_with_the_flag_named() {
+        let mut limiter = Limiter::new(GuestLimits { memory: 2 << 20, cpu: Duration::from_secs(1) });
+        assert!(limiter.memory_growing(0, 2 << 20, None).expect("within the limit"));
+        let e = limiter.memory_growing(2 << 20, 3 << 20, None).expect_err("past the limit");
+        assert_eq!(e.to_string(), "the guest's memory would grow to 3 MiB, past its limit of 2 MiB (--max-vu-memory)");
+    }
+
+    #[test]
+    fn the_clock_stops_a_guest_only_past_its_limit() {
+        let clock = GuestClock::default();
+        clock.add(Duration::from_millis(900));
+        assert!(matches!(on_tick(&clock, Duration::from_secs(1)), Ok(UpdateDeadline::Yield(1))));
+        clock.add(Duration::from_millis(200));
+        let Err(e) = on_tick(&clock, Duration::from_secs(1)) else { panic!("past the limit") };
+        assert!(e.to_string().contains("computed for 1.1 s"), "{e}");
+        clock.reset();
+        assert!(on_tick(&clock, Duration::from_secs(1)).is_ok());
+    }
+}

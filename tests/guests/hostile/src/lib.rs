@@ -1,0 +1,92 @@
+//! A scenario that misbehaves on purpose, for the sandbox tests. VU 1 does what the
+//! `HOSTILE` environment variable names, in every task; every other VU sends `GET /ok` and
+//! waits 20 ms, so a test can check that the others kept their pace.
+//!
+//! - `loop`: computes forever without calling the host.
+//! - `recursion`: recurses without end.
+//! - `memory`: allocates 1 MiB blocks and keeps them, without end.
+//! - `huge-url`, `huge-header`, `many-headers`, `huge-body`: a request past the host's size limits.
+//! - `forbidden-header`: sets `Host`, then `Transfer-Encoding`, then `Connection`.
+//! - `crlf-header`: a header value with CR LF, to inject a header.
+//!
+//! A refused request is reported as the task's error, with the runner's message.
+
+use std::hint::black_box;
+
+use wasmload::prelude::*;
+
+#[derive(Default)]
+struct Hostile;
+
+impl User for Hostile {
+    fn plan() -> Plan<Self> {
+        Plan::new().task("attack", |_: &mut Hostile| attack()).wait_time(constant(0.02))
+    }
+}
+
+fn attack() -> TaskResult {
+    if vu::id() != 1 {
+        get("/ok").send()?;
+        return Ok(());
+    }
+    let mode = std::env::var("HOSTILE").unwrap_or_default();
+    match mode.as_str() {
+        "loop" => {
+            let mut x = 0u64;
+            loop {
+                x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        "recursion" => {
+            black_box(recurse(black_box(0)));
+        }
+        "memory" => {
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            loop {
+                kept.push(black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        "huge-url" => {
+            get(format!("/{}", "a".repeat(100_000))).send()?;
+        }
+        "huge-header" => {
+            get("/attack").header("x-big", "b".repeat(100_000)).send()?;
+        }
+        "many-headers" => {
+            let mut request = get("/attack");
+            for i in 0..10_000 {
+                request = request.header(format!("x-h{i}"), "v");
+            }
+            request.send()?;
+        }
+        "huge-body" => {
+            post("/attack").body(vec![b'x'; 20 << 20]).send()?;
+        }
+        "forbidden-header" => {
+            for (name, value) in
+                [("Host", "internal.example"), ("Transfer-Encoding", "chunked"), ("Connection", "close")]
+            {
+                if let Err(e) = get("/attack").header(name, value).send() {
+                    vu::log(Level::Warn, &format!("refused: {e}"));
+                    continue;
+                }
+                return Err(Error::msg(format!("the runner sent a request with `{name}` set by the guest")));
+            }
+            return Err(Error::msg("all forbidden headers refused"));
+        }
+        "crlf-header" => {
+            get("/attack").header("x-a", "1\r\nx-injected: 1").send()?;
+        }
+        other => return Err(Error::msg(format!("unknown HOSTILE mode `{other}`"))),
+    }
+    Ok(())
+}
+
+fn recurse(depth: u64) -> u64 {
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(black_box(depth))
+}
+
+export_user!(Hostile);

@@ -1,0 +1,107 @@
+//! Guests that attack the runner on purpose (`tests/guests/hostile`): VU 1 misbehaves in the
+//! way `HOSTILE` names while VUs 2 and 3 send `GET /ok` every 20 ms. Each attack must stop
+//! only VU 1's instance (or refuse its request), with a message naming the limit, while the
+//! others keep their pace and the run ends normally.
+
+use std::time::Duration;
+
+use e2e::{Run, Runner, Server, guests};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs the hostile plan for `run_time` with 3 VUs and `extra` flags.
+fn attack(mode: &str, run_time: &str, extra: &[&str]) -> (Server, Run) {
+    let server = Server::start();
+    let mut args = vec!["-u", "3", "-r", "100", "-t", run_time];
+    args.extend_from_slice(extra);
+    let run = Runner::run(guests::HOSTILE).host(&server).env("HOSTILE", mode).args(&args).finish(LIMIT);
+    assert_eq!(run.code(), 0, "the run ends normally\n{}", run.stderr);
+    (server, run)
+}
+
+/// The error messages recorded for the `attack` task (guest errors and traps).
+fn task_errors(run: &Run) -> Vec<String> {
+    run.report()["task_errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["error"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The two well-behaved VUs kept sending about every 20 ms (a request takes well under 1 ms
+/// here): at least half the pace they would have alone over `seconds`.
+fn others_kept_their_pace(server: &Server, seconds: f64) {
+    let expected = 2.0 * seconds / 0.021;
+    let got = server.count("/ok") as f64;
+    assert!(got > expected / 2.0, "{got} requests to /ok, expected about {expected:.0}");
+}
+
+#[test]
+fn an_endless_loop_is_stopped_at_the_compute_limit_and_the_others_keep_going() {
+    let (server, run) = attack("loop", "3s", &["--max-guest-cpu", "500ms"]);
+    let errors = task_errors(&run);
+    assert!(
+        errors.iter().any(|e| e.contains("without sending a request or sleeping, past its limit of 500ms")),
+        "{errors:?}"
+    );
+    // Stopped about every 0.5 s of compute, then started afresh: a few times in 3 s.
+    let stops = run.report()["task_errors"][0]["occurrences"].as_u64().unwrap_or_default();
+    assert!((2..=6).contains(&stops), "{stops} stops");
+    others_kept_their_pace(&server, 3.0);
+}
+
+#[test]
+fn endless_recursion_traps_cleanly() {
+    let (server, run) = attack("recursion", "1s", &[]);
+    let errors = task_errors(&run);
+    assert!(errors.iter().any(|e| e.contains("trapped") && e.contains("call stack exhausted")), "{errors:?}");
+    others_kept_their_pace(&server, 1.0);
+}
+
+#[test]
+fn a_memory_bomb_stops_at_the_memory_limit() {
+    let (server, run) = attack("memory", "2s", &["--max-vu-memory", "32MiB"]);
+    let errors = task_errors(&run);
+    assert!(errors.iter().any(|e| e.contains("past its limit of 32 MiB (--max-vu-memory)")), "{errors:?}");
+    others_kept_their_pace(&server, 2.0);
+    // The runner itself stayed small: the bomb never got past 32 MiB.
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn oversized_requests_are_refused_before_they_are_sent() {
+    for (mode, message) in [
+        ("huge-url", "the URL is 98 KiB long, past the limit of 8 KiB"),
+        ("huge-header", "the headers are 98 KiB long, past the limit of 64 KiB"),
+        ("many-headers", "10000 headers, past the limit of 100"),
+        ("huge-body", "the body is 20 MiB long, past the limit of 16 MiB"),
+    ] {
+        let (server, run) = attack(mode, "1s", &[]);
+        assert_eq!(server.count("/attack"), 0, "{mode}: nothing reached the server");
+        assert!(server.hits().iter().all(|h| h.path.len() < 100), "{mode}: no huge URL reached the server");
+        let errors = task_errors(&run);
+        assert!(errors.iter().any(|e| e.contains(message)), "{mode}: {errors:?}");
+        let failed = &run.report()["errors"];
+        assert!(failed.to_string().contains(message), "{mode}: the refusal is a failed request too: {failed}");
+        others_kept_their_pace(&server, 1.0);
+    }
+}
+
+#[test]
+fn headers_the_runner_owns_and_header_injection_are_refused() {
+    let (server, run) = attack("forbidden-header", "1s", &[]);
+    assert_eq!(server.count("/attack"), 0, "no request with a forbidden header reached the server");
+    assert!(task_errors(&run).iter().all(|e| e == "all forbidden headers refused"), "{:?}", task_errors(&run));
+    for name in ["Host", "Transfer-Encoding", "Connection"] {
+        assert!(
+            run.stderr.contains(&format!("the header `{name}` is set by the runner, not by the scenario")),
+            "{name}:\n{}",
+            run.stderr
+        );
+    }
+
+    let (server, run) = attack("crlf-header", "1s", &[]);
+    assert_eq!(server.count("/attack"), 0);
+    assert!(server.hits().iter().all(|h| !h.headers.contains_key("x-injected")));
+    let errors = task_errors(&run);
+    assert!(errors.iter().any(|e| e.contains("the value of header `x-a` is not valid")), "{errors:?}");
+}
