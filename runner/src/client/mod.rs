@@ -137,16 +137,15 @@ impl VuClient {
         *request.method_mut() = method;
         *request.uri_mut() = target.path_and_query.clone().into();
         let headers = request.headers_mut();
-        for (name, value) in &out.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| SendError::Invalid(format!("`{name}` is not a valid header name")))?;
+        for (written, value) in &out.headers {
+            let name = HeaderName::from_bytes(written.as_bytes())
+                .map_err(|_| SendError::Invalid(format!("`{written}` is not a valid header name")))?;
+            rules::check_header(&name, written)?;
             let value = HeaderValue::from_str(value)
                 .map_err(|_| SendError::Invalid(format!("the value of header `{name}` is not valid")))?;
             headers.append(name, value);
         }
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, target.host_header.clone());
-        }
+        headers.insert(header::HOST, target.host_header.clone());
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         }

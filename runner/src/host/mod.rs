@@ -36,10 +36,9 @@ pub struct VuState {
     http: VuClient,
     pending: PendingResponses,
     recorder: Recorder,
-    limiter: sandbox::Limiter,
+    limits: GuestLimits,
     /// Guest compute since the VU last waited on the host.
     pub clock: GuestClock,
-    cpu_limit: std::time::Duration,
 }
 
 impl std::fmt::Debug for VuState {
@@ -62,21 +61,20 @@ impl VuState {
             http: VuClient::new(shared.http.clone()),
             pending: PendingResponses::default(),
             recorder,
-            limiter: sandbox::Limiter::new(shared.limits),
+            limits: shared.limits,
             clock: GuestClock::default(),
-            cpu_limit: shared.limits.cpu,
         }
     }
 
     /// The limiter of the VU's memories and tables.
     pub fn limiter(&mut self) -> &mut dyn wasmtime::ResourceLimiter {
-        &mut self.limiter
+        &mut self.limits
     }
 
     /// At an epoch tick that found the guest running: yield, or stop a guest past its
     /// compute limit.
     pub fn on_tick(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
-        sandbox::on_tick(&self.clock, self.cpu_limit)
+        sandbox::on_tick(&self.clock, self.limits.cpu)
     }
 
     pub fn recorder(&self) -> &Recorder {

@@ -27,18 +27,7 @@ impl Default for GuestLimits {
 }
 
 /// Refuses memory and table growth past the limits, as a trap with a clear message.
-#[derive(Debug)]
-pub struct Limiter {
-    memory: usize,
-}
-
-impl Limiter {
-    pub fn new(limits: GuestLimits) -> Self {
-        Self { memory: limits.memory }
-    }
-}
-
-impl ResourceLimiter for Limiter {
+impl ResourceLimiter for GuestLimits {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory {
             wasmtime::bail!(
@@ -114,7 +103,7 @@ mod tests {
 
     #[test]
     fn memory_growth_past_the_limit_fails_with_the_flag_named() {
-        let mut limiter = Limiter::new(GuestLimits { memory: 2 << 20, cpu: Duration::from_secs(1) });
+        let mut limiter = GuestLimits { memory: 2 << 20, cpu: Duration::from_secs(1) };
         assert!(limiter.memory_growing(0, 2 << 20, None).expect("within the limit"));
         let e = limiter.memory_growing(2 << 20, 3 << 20, None).expect_err("past the limit");
         assert_eq!(e.to_string(), "the guest's memory would grow to 3 MiB, past its limit of 2 MiB (--max-vu-memory)");
