@@ -37,9 +37,11 @@ pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PARALLEL_COMPILE_ABOVE: u64 = 2 * 1024 * 1024;
 
 /// A VU about to wait at least this long gives its host stack's pages back first (see
-/// `plan::stacks`). Releasing costs a system call now and about ten page faults at the next
-/// call, some 10 µs in all, so it is kept for waits long enough that the cost is noise
-/// (1 % of a core for every 1,000 VUs waiting this long) and the memory matters: with
+/// `plan::stacks`). Measured with 2,000 VUs each sending a request then waiting 1 s, for
+/// 11 s (release build, one core): releasing costs about 9 µs of CPU per wait (a system call
+/// now, faulting back the 3-4 pages the next call touches) and saves 15 KiB per VU (162
+/// against 192 MiB peak RSS). So it is kept for waits long enough that the cost is small
+/// (about 1 % of a core per 1,000 VUs waiting this long) and the memory matters: with
 /// Locust's usual `between(1, 3)` every VU waits that long.
 pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
 
