@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a plan (a scenario component built for wasm32-wasip2) against a target.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start the built-in demo target on 127.0.0.1 and run the example plan against it.
     Demo(DemoArgs),
     /// Serve the built-in demo target on 127.0.0.1 until Ctrl-C (to try `runner run` on).
@@ -38,12 +38,48 @@ pub struct LoadArgs {
     /// or --iterations].
     #[arg(short = 't', long, value_parser = parse_duration)]
     pub run_time: Option<Duration>,
-    /// Each VU stops after this many iterations (one task and its wait).
+    /// Each VU stops after this many iterations (one task and its wait): k6's
+    /// per-vu-iterations.
     #[arg(short = 'i', long, value_parser = parse_positive_u64)]
     pub iterations: Option<u64>,
+    /// The VUs share this many iterations in all, then stop: k6's shared-iterations.
+    #[arg(long, value_parser = parse_positive_u64, conflicts_with_all = ["iterations", "stages", "arrival_rate"])]
+    pub shared_iterations: Option<u64>,
+    /// Ramp the number of VUs through stages of TARGET:DURATION, linearly from 0, e.g.
+    /// 10:30s,100:2m,0:30s (k6's ramping-vus). With --arrival-rate the targets are
+    /// iterations per second instead (k6's ramping-arrival-rate). The run lasts as long as
+    /// the stages unless --run-time says otherwise.
+    #[arg(long, value_parser = crate::load::parse_stages, conflicts_with = "iterations")]
+    pub stages: Option<crate::load::Stages>,
+    /// Start iterations at this rate whatever the response times, e.g. 2000/s or 100/1m: an
+    /// open model (k6's constant-arrival-rate). -u then sets the VUs started beforehand
+    /// (k6 preAllocatedVUs); iterations due while every VU is busy are counted as dropped.
+    /// No wait time is applied between iterations.
+    #[arg(long, value_name = "RATE", value_parser = crate::load::parse_rate, conflicts_with = "iterations")]
+    pub arrival_rate: Option<f64>,
+    /// With --arrival-rate: start more VUs, up to this many, when every VU is busy
+    /// [default: -u, as k6].
+    #[arg(long, value_parser = parse_users, requires = "arrival_rate")]
+    pub max_vus: Option<u32>,
+    /// With --arrival-rate: how long a due iteration may wait for a busy VU before it is
+    /// dropped; its requests' corrected latency includes the wait (as wrk2 measures) [default:
+    /// 0s, dropped at once as in k6].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "arrival_rate")]
+    pub max_delay: Option<Duration>,
     /// Time a stopping VU gets to finish its current task before it is interrupted.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub stop_timeout: Duration,
+}
+
+impl LoadArgs {
+    /// The most VUs these flags can start, when they say.
+    pub fn peak_users(&self) -> Option<u32> {
+        let stages = match (&self.stages, self.arrival_rate) {
+            (Some(stages), None) => Some(stages.0.iter().map(|s| s.target.ceil() as u32).max().unwrap_or(0)),
+            _ => None,
+        };
+        [self.users, self.max_vus, stages].into_iter().flatten().max()
+    }
 }
 
 #[derive(Debug, Args)]

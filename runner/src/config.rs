@@ -8,6 +8,7 @@ use crate::bindings::Options;
 use crate::cli::{LoadArgs, OutputArgs};
 use crate::client::BaseUrl;
 use crate::host::GuestLimits;
+use crate::load::{ArrivalRate, Executor, Ramp, Stages};
 
 /// Users when neither the flags nor the plan say (Locust's default).
 const DEFAULT_USERS: u32 = 1;
@@ -19,11 +20,9 @@ const DEFAULT_SPAWN_RATE: f64 = 1.0;
 pub struct RunConfig {
     pub plan_path: PathBuf,
     pub host: Option<BaseUrl>,
-    pub users: u32,
-    pub spawn_rate: f64,
-    /// `None`: until Ctrl-C, or until every VU finished its iterations.
+    pub executor: Executor,
+    /// `None`: until Ctrl-C, or until the executor's work is done.
     pub run_time: Option<Duration>,
-    pub iterations: Option<u64>,
     pub stop_timeout: Duration,
     pub env: Vec<(String, String)>,
     pub insecure: bool,
@@ -74,14 +73,27 @@ impl Requested {
             (None, Some(r)) => r,
             (None, None) => DEFAULT_SPAWN_RATE,
         };
-        let run_time = self.load.run_time.or(plan.run_time_ms.map(Duration::from_millis));
+        let load = &self.load;
+        let executor = match (load.arrival_rate, &load.stages, load.shared_iterations) {
+            (Some(rate), stages, _) => Executor::ArrivalRate(ArrivalRate {
+                ramp: Ramp { start: rate, stages: stages.clone().map(|Stages(s)| s).unwrap_or_default() },
+                pre_allocated: users,
+                max_vus: load.max_vus.unwrap_or(users).max(users),
+                max_delay: load.max_delay.unwrap_or_default(),
+            }),
+            (None, Some(Stages(stages)), _) => {
+                Executor::RampingVus { ramp: Ramp { start: 0.0, stages: stages.clone() } }
+            }
+            (None, None, Some(iterations)) => Executor::SharedIterations { users, iterations },
+            (None, None, None) => Executor::Users { users, spawn_rate, iterations: load.iterations },
+        };
+        let run_time =
+            load.run_time.or(plan.run_time_ms.map(Duration::from_millis)).or_else(|| executor.own_duration());
         Ok(RunConfig {
             plan_path: self.plan_path,
             host,
-            users,
-            spawn_rate,
+            executor,
             run_time,
-            iterations: self.load.iterations,
             stop_timeout: self.load.stop_timeout,
             env: self.env,
             insecure: self.insecure,
@@ -110,6 +122,11 @@ mod tests {
                 spawn_rate: None,
                 run_time: None,
                 iterations: None,
+                shared_iterations: None,
+                stages: None,
+                arrival_rate: None,
+                max_vus: None,
+                max_delay: None,
                 stop_timeout: parse_duration("1s").expect("valid"),
             },
             env: vec![],
@@ -128,14 +145,44 @@ mod tests {
             host: Some("http://127.0.0.1:9".into()),
         };
         let cfg = requested(Some(7)).resolve(&plan).expect("resolves");
-        assert_eq!(cfg.users, 7);
-        assert_eq!(cfg.spawn_rate, 5.0);
+        assert_eq!(cfg.executor, Executor::Users { users: 7, spawn_rate: 5.0, iterations: None });
         assert_eq!(cfg.run_time, Some(Duration::from_secs(60)));
         assert_eq!(cfg.host.map(|h| h.as_str().to_owned()), Some("http://127.0.0.1:9".into()));
 
         let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None };
         let cfg = requested(None).resolve(&empty).expect("resolves");
-        assert_eq!((cfg.users, cfg.spawn_rate, cfg.run_time), (1, 1.0, None));
+        assert_eq!(cfg.executor, Executor::Users { users: 1, spawn_rate: 1.0, iterations: None });
+        assert_eq!(cfg.run_time, None);
+    }
+
+    #[test]
+    fn load_flags_choose_the_executor() {
+        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None };
+        let mut r = requested(Some(20));
+        r.load.stages = Some(crate::load::parse_stages("10:10s,0:5s").expect("valid"));
+        let cfg = r.clone().resolve(&empty).expect("resolves");
+        assert_eq!(cfg.executor.name(), "ramping-vus");
+        assert_eq!(cfg.run_time, Some(Duration::from_secs(15)), "the stages set the run time");
+
+        r.load.arrival_rate = Some(100.0);
+        r.load.max_vus = Some(50);
+        let cfg = r.clone().resolve(&empty).expect("resolves");
+        assert_eq!(cfg.executor.name(), "ramping-arrival-rate");
+        let Executor::ArrivalRate(a) = &cfg.executor else { panic!("arrival rate") };
+        assert_eq!((a.pre_allocated, a.max_vus, a.ramp.start), (20, 50, 100.0));
+
+        r.load.stages = None;
+        r.load.run_time = Some(Duration::from_secs(3));
+        let cfg = r.clone().resolve(&empty).expect("resolves");
+        assert_eq!(cfg.executor.name(), "constant-arrival-rate");
+        assert_eq!(cfg.run_time, Some(Duration::from_secs(3)));
+
+        let mut r = requested(Some(4));
+        r.load.shared_iterations = Some(100);
+        assert_eq!(
+            r.resolve(&empty).expect("resolves").executor,
+            Executor::SharedIterations { users: 4, iterations: 100 }
+        );
     }
 
     #[test]

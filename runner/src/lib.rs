@@ -27,7 +27,7 @@ use host::GuestLimits;
 /// Runs one command line; returns the process exit code.
 pub async fn main(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => Ok(run::run(requested(args)).await?.exit_code),
+        Command::Run(args) => Ok(run::run(requested(*args)).await?.exit_code),
         Command::Demo(args) => demo(args).await,
         Command::Target(args) => serve_target(args).await,
     }
@@ -65,6 +65,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             spawn_rate: Some(args.spawn_rate),
             run_time: Some(args.run_time),
             iterations: None,
+            shared_iterations: None,
+            stages: None,
+            arrival_rate: None,
+            max_vus: None,
+            max_delay: None,
             stop_timeout: std::time::Duration::from_secs(5),
         },
         env: Vec::new(),

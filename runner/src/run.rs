@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::client::HttpShared;
 use crate::config::{Requested, RunConfig, show_duration};
 use crate::host::HostShared;
-use crate::load::{self, LoadShape, Phase, Population, VuContext};
+use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
 use crate::output::{console, json, summary};
 use crate::plan::{self, MemoryImages};
 use crate::stats::{Aggregator, Snapshot};
@@ -37,7 +37,7 @@ pub struct RunOutcome {
 
 /// Runs the plan as `requested`.
 pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
-    let images = MemoryImages::for_users(requested.load.users);
+    let images = MemoryImages::for_users(requested.load.peak_users());
     if images == MemoryImages::Copied {
         console::line(
             "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
@@ -56,7 +56,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let loaded = Arc::new(plan::load(&requested.plan_path, engine, images, &probe_shared).await?);
     release_compiler_memory();
     let cfg = requested.resolve(&loaded.plan.options)?;
-    warn_about_map_count(cfg.users, images);
+    warn_about_map_count(cfg.executor.max_users(), images);
 
     let shared = Arc::new(HostShared {
         http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?),
@@ -65,8 +65,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     });
     let (mut aggregator, recorder) = Aggregator::new();
     let population = Arc::new(Population::default());
-    let shape = LoadShape { users: cfg.users, spawn_rate: cfg.spawn_rate, iterations: cfg.iterations };
-    let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), &shape));
+    let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), &cfg.executor));
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
 
     console::line(&starting_line(&cfg, &loaded));
@@ -80,7 +79,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let mut ticker = tokio::time::interval(REPORT_INTERVAL);
     ticker.tick().await;
     let workers = Arc::new(load::Workers::start().context("cannot start the VU worker threads")?);
-    let mut load = tokio::spawn(load::run(context, shape, phase_rx, workers.clone()));
+    let mut load = tokio::spawn(load::run(context, cfg.executor.clone(), phase_rx, workers.clone()));
 
     let stop = |phase_tx: &watch::Sender<Phase>, kill_at: &mut Option<Instant>| {
         if *phase_tx.borrow() == Phase::Running {
@@ -121,7 +120,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     if failed > 0 {
         console::line(&format!(
             "Warning: {failed} of {} users could not start (see `instantiate` or `on_start` in Task errors)",
-            cfg.users
+            population.started()
         ));
     }
     finish(&cfg, snapshot, interrupted, failed)
@@ -136,10 +135,17 @@ fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool, users_failed: 
         let info = json::RunInfo {
             plan: cfg.plan_path.display().to_string(),
             host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
-            users: cfg.users,
-            spawn_rate: cfg.spawn_rate,
+            executor: cfg.executor.name(),
+            users: cfg.executor.max_users(),
+            spawn_rate: match cfg.executor {
+                Executor::Users { spawn_rate, .. } => Some(spawn_rate),
+                _ => None,
+            },
             run_time_s: cfg.run_time.map(|t| t.as_secs_f64()),
-            iterations_per_vu: cfg.iterations,
+            iterations_per_vu: match cfg.executor {
+                Executor::Users { iterations, .. } => iterations,
+                _ => None,
+            },
             interrupted,
             users_failed_to_start: users_failed,
         };
@@ -157,20 +163,45 @@ fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool, users_failed: 
 
 fn starting_line(cfg: &RunConfig, loaded: &plan::LoadedPlan) -> String {
     let tasks: Vec<String> = loaded.plan.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();
-    let until = match (cfg.run_time, cfg.iterations) {
-        (Some(t), Some(n)) => format!("for {} or {n} iterations per user", show_duration(t)),
-        (Some(t), None) => format!("for {}", show_duration(t)),
-        (None, Some(n)) => format!("for {n} iterations per user"),
-        (None, None) => "until Ctrl-C".to_owned(),
+    let load = match &cfg.executor {
+        Executor::Users { users, spawn_rate, .. } => format!("{users} users at {spawn_rate}/s"),
+        Executor::SharedIterations { users, iterations } => format!("{users} users sharing {iterations} iterations"),
+        Executor::RampingVus { ramp } => format!("users ramping {}", show_stages(ramp, "")),
+        Executor::ArrivalRate(a) => format!(
+            "iterations arriving at {} (VUs: {} started, up to {})",
+            show_stages(&a.ramp, "/s"),
+            a.pre_allocated,
+            a.max_vus
+        ),
+    };
+    let until = match (cfg.run_time, &cfg.executor) {
+        (Some(t), Executor::Users { iterations: Some(n), .. }) => {
+            format!("for {} or {n} iterations per user", show_duration(t))
+        }
+        (Some(t), _) => format!("for {}", show_duration(t)),
+        (None, Executor::Users { iterations: Some(n), .. }) => format!("for {n} iterations per user"),
+        (None, Executor::SharedIterations { .. }) => "until the iterations are done".to_owned(),
+        (None, _) => "until Ctrl-C".to_owned(),
     };
     format!(
-        "Running {} against {}: {} users at {}/s, {until} (tasks: {})",
+        "Running {} against {}: {} ({load}), {until} (tasks: {})",
         cfg.plan_path.display(),
         cfg.host.as_ref().map_or("(no --host: absolute URLs only)", |h| h.as_str()),
-        cfg.users,
-        cfg.spawn_rate,
+        cfg.executor.name(),
         tasks.join(", ")
     )
+}
+
+/// `100/s` or `0 -> 10/s over 30s -> 0/s over 10s`.
+fn show_stages(ramp: &load::Ramp, unit: &str) -> String {
+    let mut text = format!("{}{unit}", ramp.start);
+    if ramp.stages.is_empty() {
+        return text;
+    }
+    for stage in &ramp.stages {
+        text.push_str(&format!(" -> {}{unit} over {}", stage.target, show_duration(stage.duration)));
+    }
+    text
 }
 
 fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
@@ -180,15 +211,16 @@ fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
         Phase::Killed => " killing |",
     };
     format!(
-        "[{:>5.0}s]{state} users {}/{} | reqs {} | {:.1} req/s | fails {} ({:.1}%) | p95 {} ms",
+        "[{:>5.0}s]{state} users {}/{} | reqs {} | {:.1} req/s | fails {} ({:.1}%) | p95 {} ms{}",
         s.elapsed_s,
         s.users,
-        cfg.users,
+        cfg.executor.max_users(),
         s.aggregated.requests,
         s.current_rps,
         s.aggregated.failures,
         s.aggregated.failure_ratio() * 100.0,
         summary::ms(s.current_p95_ms),
+        if s.dropped_iterations > 0 { format!(" | dropped {}", s.dropped_iterations) } else { String::new() },
     )
 }
 
@@ -200,13 +232,6 @@ fn warn_about_map_count(users: u32, images: MemoryImages) {
             "Warning: {users} users may exceed the kernel's memory-map limit (vm.max_map_count allows about \
              {capacity} VUs); raise it with `sysctl -w vm.max_map_count=1048576`"
         ));
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -49,6 +49,10 @@ pub struct Behaviour {
     /// Close every connection this long after it was accepted (an aggressive keep-alive
     /// timeout), whatever it is doing.
     pub close_after: Option<Duration>,
+    /// `(from, length)`: the server stalls once, as in a long garbage-collection pause:
+    /// every request that arrives between `from` and `from + length` after the server
+    /// started is answered only at `from + length`.
+    pub stall: Option<(Duration, Duration)>,
 }
 
 /// A recording server on 127.0.0.1, stopped when dropped.
@@ -159,6 +163,12 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
             .collect(),
         at: started.elapsed(),
     });
+    if let Some((from, length)) = behaviour.stall {
+        let now = started.elapsed();
+        if now >= from && now < from + length {
+            tokio::time::sleep(from + length - now).await;
+        }
+    }
     let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
     if path == "/login" {
         let cookie = format!("session=vu-{}; Path=/", vu.map_or("anon".to_owned(), |v: u32| v.to_string()));

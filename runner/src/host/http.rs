@@ -18,6 +18,7 @@ struct Pending {
     method: String,
     name: String,
     elapsed_us: u64,
+    corrected_us: Option<u64>,
     bytes: u64,
     /// The outcome if the guest says nothing: the status-based failure message, if any.
     default_failure: Option<String>,
@@ -29,6 +30,7 @@ impl Pending {
             method: &self.method,
             name: &self.name,
             elapsed_us: self.elapsed_us,
+            corrected_us: self.corrected_us,
             bytes: self.bytes,
             outcome: match outcome {
                 Ok(()) => Outcome::Success,
@@ -93,6 +95,8 @@ impl Host for VuState {
         let result = self.http.send(outgoing).await;
         self.clock.reset();
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Under an open model the request also counts from its iteration's scheduled start.
+        let corrected_us = self.late_by_us.map(|late| elapsed_us.saturating_add(late));
         // Statistics group by upper-case method and by name, or the URL when unnamed.
         let method = if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase() } else { method };
         // A name (or URL) is a statistics key shown in every report: keep it short.
@@ -108,6 +112,7 @@ impl Host for VuState {
                     method: &method,
                     name: &name,
                     elapsed_us,
+                    corrected_us,
                     bytes: 0,
                     outcome: Outcome::Failure(&message),
                 });
@@ -121,7 +126,7 @@ impl Host for VuState {
         };
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
         let id = self.pending.next_id();
-        let pending = Pending { id, method, name, elapsed_us, bytes: incoming.body_len, default_failure };
+        let pending = Pending { id, method, name, elapsed_us, corrected_us, bytes: incoming.body_len, default_failure };
         if catch_response {
             self.pending.push(pending, &self.recorder);
         } else {

@@ -33,6 +33,9 @@ pub struct VuState {
     pub id: u32,
     /// The task number being run, from 0.
     pub iteration: u64,
+    /// How late the current iteration started against its schedule, in microseconds
+    /// (open models only; `None` otherwise).
+    pub late_by_us: Option<u64>,
     http: VuClient,
     pending: PendingResponses,
     recorder: Recorder,
@@ -58,6 +61,7 @@ impl VuState {
             table: ResourceTable::new(),
             id,
             iteration: 0,
+            late_by_us: None,
             http: VuClient::new(shared.http.clone()),
             pending: PendingResponses::default(),
             recorder,

@@ -1,7 +1,12 @@
-//! The load model: starting VUs at the spawn rate (Locust `-u`/`-r`), and telling them
-//! when to stop. Each VU is a tokio task driving its own component instance (`vu`).
+//! The load model: which VUs run and when their iterations start (`executor`), carried
+//! out by a controller per kind of executor (Locust's users at a spawn rate here, `ramp`
+//! for ramping VUs, `arrival` for arrival rates), and telling VUs when to stop. Each VU is
+//! a tokio task driving its own component instance (`vu`).
 
+mod arrival;
 mod call;
+mod executor;
+mod ramp;
 mod vu;
 mod wait;
 mod workers;
@@ -18,6 +23,7 @@ use crate::host::HostShared;
 use crate::output::console;
 use crate::plan::LoadedPlan;
 use crate::stats::Recorder;
+pub use executor::{ArrivalRate, Executor, Ramp, Stage, Stages, parse_rate, parse_stages};
 pub use wait::wait_after;
 pub use workers::Workers;
 
@@ -30,14 +36,6 @@ pub enum Phase {
     Stopping,
     /// Abandon the current guest call now (the stop timeout ran out or a second Ctrl-C).
     Killed,
-}
-
-/// How many users start, how fast, and how long each runs.
-#[derive(Debug, Clone)]
-pub struct LoadShape {
-    pub users: u32,
-    pub spawn_rate: f64,
-    pub iterations: Option<u64>,
 }
 
 /// Counters the live display reads.
@@ -59,6 +57,11 @@ impl Population {
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
+
+    /// VUs that finished starting, successfully or not.
+    pub fn started(&self) -> u64 {
+        self.settled.load(Ordering::Relaxed)
+    }
 }
 
 /// What every VU of a run shares.
@@ -67,10 +70,10 @@ pub struct VuContext {
     pub shared: Arc<HostShared>,
     pub recorder: Recorder,
     pub population: Arc<Population>,
-    pub iterations: Option<u64>,
     /// Cumulative weights of the plan's tasks.
     weights: Vec<u64>,
-    /// Users the run starts, and when it started spawning them.
+    /// VUs the run starts at first (announced once all have started), and when it started
+    /// spawning them.
     users: u32,
     spawn_started: Instant,
 }
@@ -81,19 +84,21 @@ impl VuContext {
         shared: Arc<HostShared>,
         recorder: Recorder,
         population: Arc<Population>,
-        shape: &LoadShape,
+        executor: &Executor,
     ) -> Self {
         let weights = plan.cumulative_weights();
-        Self {
-            plan,
-            shared,
-            recorder,
-            population,
-            iterations: shape.iterations,
-            weights,
-            users: shape.users,
-            spawn_started: Instant::now(),
-        }
+        let users = match executor {
+            Executor::Users { users, .. } | Executor::SharedIterations { users, .. } => *users,
+            Executor::ArrivalRate(a) => a.pre_allocated,
+            // VUs come and go with the stages: nothing to announce.
+            Executor::RampingVus { .. } => 0,
+        };
+        Self { plan, shared, recorder, population, weights, users, spawn_started: Instant::now() }
+    }
+
+    /// VUs that finished starting, successfully or not.
+    fn settled_count(&self) -> u64 {
+        self.population.started()
     }
 
     /// Counts a VU that started (or failed to); the last one announces that all did, with
@@ -112,28 +117,83 @@ impl VuContext {
     }
 }
 
-/// Starts `shape.users` VUs at `shape.spawn_rate` per second on the `workers`, and returns
-/// once every VU has stopped (the phase left `Running`, or each finished its iterations).
-pub async fn run(context: Arc<VuContext>, shape: LoadShape, phase: watch::Receiver<Phase>, workers: Arc<Workers>) {
-    let mut vus = JoinSet::new();
-    let started = context.spawn_started;
-    let mut stopping = phase.clone();
-    for i in 0..shape.users {
-        let due = started + Duration::from_secs_f64(f64::from(i) / shape.spawn_rate);
+/// Starts VUs on the `workers`, the executor's controller and its VUs' tasks together.
+pub struct Spawner {
+    vus: JoinSet<()>,
+    context: Arc<VuContext>,
+    phase: watch::Receiver<Phase>,
+    workers: Arc<Workers>,
+}
+
+impl Spawner {
+    fn context(&self) -> &VuContext {
+        &self.context
+    }
+
+    /// Starts VU number `id` doing `work`.
+    fn spawn(&mut self, id: u32, work: vu::Work) {
+        let task = vu::run(id, self.context.clone(), self.phase.clone(), work);
+        self.vus.spawn_on(task, self.workers.handle(id as usize));
+        // Reap VUs that already finished (short --iterations) so the set stays small.
+        while self.vus.try_join_next().is_some() {}
+    }
+
+    /// Waits for every VU to stop.
+    async fn join(mut self) {
+        while let Some(result) = self.vus.join_next().await {
+            if let Err(e) = result
+                && e.is_panic()
+            {
+                self.context.recorder.task_error("VU", "the VU task panicked (a runner bug; please report it)");
+            }
+        }
+    }
+}
+
+/// Runs `executor` on the `workers`, and returns once every VU has stopped (the phase left
+/// `Running`, or the executor's work is done).
+pub async fn run(context: Arc<VuContext>, executor: Executor, phase: watch::Receiver<Phase>, workers: Arc<Workers>) {
+    let mut spawner = Spawner { vus: JoinSet::new(), context, phase: phase.clone(), workers };
+    match executor {
+        Executor::Users { users, spawn_rate, iterations } => {
+            spawn_at_rate(&mut spawner, users, spawn_rate, phase, || vu::Work::Loop { limit: iterations, seat: None })
+                .await
+        }
+        Executor::SharedIterations { users, iterations } => {
+            let left = Arc::new(AtomicU64::new(iterations));
+            spawn_at_rate(&mut spawner, users, f64::INFINITY, phase, || vu::Work::Shared(left.clone())).await
+        }
+        Executor::RampingVus { ramp } => ramp::run(&mut spawner, ramp, phase).await,
+        Executor::ArrivalRate(arrival) => arrival::run(&mut spawner, arrival, phase).await,
+    }
+    spawner.join().await;
+}
+
+/// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), until the phase leaves
+/// `Running`.
+async fn spawn_at_rate(
+    spawner: &mut Spawner,
+    users: u32,
+    spawn_rate: f64,
+    mut phase: watch::Receiver<Phase>,
+    work: impl Fn() -> vu::Work,
+) {
+    let started = spawner.context.spawn_started;
+    for i in 0..users {
+        let due = started + Duration::from_secs_f64(f64::from(i) / spawn_rate);
         tokio::select! {
             biased;
-            _ = stopping.wait_for(|p| *p != Phase::Running) => break,
+            _ = phase.wait_for(|p| *p != Phase::Running) => break,
             _ = tokio::time::sleep_until(due) => {}
         }
-        vus.spawn_on(vu::run(i + 1, context.clone(), phase.clone()), workers.handle(i as usize));
-        // Reap VUs that already finished (short --iterations) so the set stays small.
-        while vus.try_join_next().is_some() {}
+        spawner.spawn(i + 1, work());
     }
-    while let Some(result) = vus.join_next().await {
-        if let Err(e) = result
-            && e.is_panic()
-        {
-            context.recorder.task_error("VU", "the VU task panicked (a runner bug; please report it)");
-        }
+}
+
+/// Sleeps until `at`, or for ever when there is no `at`.
+pub async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

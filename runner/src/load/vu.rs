@@ -1,16 +1,20 @@
-//! One virtual user: instantiate, `on-start`, then tasks picked by weight each followed by
-//! its wait, until told to stop; then `on-stop`. A guest trap ends the instance, not the
+//! One virtual user: instantiate, `on-start`, then iterations (a task picked by weight,
+//! followed by its wait unless the model is open) for as long as its `Work` gives them;
+//! then `on-stop`. A guest trap ends the instance, not the
 //! user: it is recorded and the VU starts again from a fresh instance.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wasmtime::Store;
 
+use super::arrival::Pool;
 use super::call::guest_call;
+use super::ramp::Seat;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::{GuestClock, VuState};
@@ -35,24 +39,99 @@ enum Ended {
     Abruptly,
 }
 
-/// Runs VU number `id` until the phase says stop or its iterations are done.
-pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>) {
+/// Where a VU's iterations come from.
+pub enum Work {
+    /// Tasks back to back, each followed by the plan's wait time, until the run stops, the
+    /// VU has done `limit` iterations, or its `seat` is asked to leave (ramping down).
+    Loop { limit: Option<u64>, seat: Option<Arc<Seat>> },
+    /// Iterations taken from a count shared by every VU (k6 `shared-iterations`).
+    Shared(Arc<AtomicU64>),
+    /// Iterations scheduled by the arrival-rate controller, with no wait time between them;
+    /// `first` is the one the VU was started for.
+    Pool { pool: Arc<Pool>, first: Option<Instant> },
+}
+
+impl Work {
+    /// The next iteration, or `None` when this VU is done. `Some(Some(due))` carries when an
+    /// open-model iteration was due.
+    async fn next(
+        &mut self,
+        done: u64,
+        phase: &mut watch::Receiver<Phase>,
+        ctx: &VuContext,
+    ) -> Option<Option<Instant>> {
+        if *phase.borrow() != Phase::Running {
+            return None;
+        }
+        match self {
+            Self::Loop { limit, seat } => {
+                let over = limit.is_some_and(|n| done >= n) || seat.as_ref().is_some_and(|s| s.leaving());
+                (!over).then_some(None)
+            }
+            Self::Shared(left) => {
+                left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).ok().map(|_| None)
+            }
+            Self::Pool { pool, first } => match first.take() {
+                Some(due) => Some(Some(due)),
+                None => pool.next(phase, &ctx.recorder).await.map(Some),
+            },
+        }
+    }
+
+    /// Whether this VU has no iteration left (so it does not wait after its last one).
+    fn exhausted(&self, done: u64) -> bool {
+        match self {
+            Self::Loop { limit, .. } => limit.is_some_and(|n| done >= n),
+            Self::Shared(left) => left.load(Ordering::Relaxed) == 0,
+            Self::Pool { .. } => false,
+        }
+    }
+
+    /// Whether the plan's wait time follows each task.
+    fn waits(&self) -> bool {
+        !matches!(self, Self::Pool { .. })
+    }
+
+    /// Resolves when this VU should cut its wait short and stop.
+    async fn stop_requested(&self, phase: &mut watch::Receiver<Phase>) {
+        let seat = match self {
+            Self::Loop { seat: Some(seat), .. } => Some(seat),
+            _ => None,
+        };
+        tokio::select! {
+            _ = phase.wait_for(|p| *p != Phase::Running) => {}
+            _ = async { if let Some(seat) = seat { seat.asked_to_leave().await } else { std::future::pending().await } } => {}
+        }
+    }
+
+    fn left(&self) {
+        if let Self::Loop { seat: Some(seat), .. } = self {
+            seat.leave();
+        }
+    }
+}
+
+/// Runs VU number `id` until the phase says stop or its `work` is done.
+pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>, mut work: Work) {
     let first = start(id, &ctx, &mut phase).await;
     if first.is_some() {
         ctx.population.running.fetch_add(1, Ordering::Relaxed);
     }
     ctx.settled();
-    let Some(mut instance) = first else { return };
+    let Some(mut instance) = first else {
+        work.left();
+        return;
+    };
     let mut rng = fastrand::Rng::new();
     let mut done = 0u64;
     let ended = loop {
-        if *phase.borrow() != Phase::Running || ctx.iterations.is_some_and(|n| done >= n) {
-            break Ended::Normally;
-        }
+        let Some(due) = work.next(done, &mut phase, &ctx).await else { break Ended::Normally };
         let index = pick(&ctx.weights, &mut rng);
         let task = &ctx.plan.plan.tasks[index].name;
-        instance.store.data_mut().iteration = done;
         let started = Instant::now();
+        let state = instance.store.data_mut();
+        state.iteration = done;
+        state.late_by_us = due.map(|due| u64::try_from(started.duration_since(due).as_micros()).unwrap_or(u64::MAX));
         let Instance { store, guest, stack, clock } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
         let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
@@ -72,17 +151,18 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
                 }
             }
         }
-        if ctx.iterations.is_some_and(|n| done >= n) {
+        if work.exhausted(done) {
             break Ended::Normally;
         }
-        let wait = wait_after(ctx.plan.wait_time(), started.elapsed(), &mut rng);
+        let wait =
+            if work.waits() { wait_after(ctx.plan.wait_time(), started.elapsed(), &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
             if wait >= RELEASE_STACK_BEFORE_WAIT {
                 instance.stack.release();
             }
             tokio::select! {
                 biased;
-                _ = phase.wait_for(|p| *p != Phase::Running) => {}
+                _ = work.stop_requested(&mut phase) => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -95,6 +175,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         report_hook(&ctx, "on_stop", result);
     }
     ctx.population.running.fetch_sub(1, Ordering::Relaxed);
+    work.left();
 }
 
 /// Instantiates the plan and runs `on-start`. `None` when either failed (recorded and

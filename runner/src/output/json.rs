@@ -16,8 +16,13 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct RunInfo {
     pub plan: String,
     pub host: Option<String>,
+    /// k6's name for the load model: constant-vus, per-vu-iterations, shared-iterations,
+    /// ramping-vus, constant-arrival-rate or ramping-arrival-rate.
+    pub executor: &'static str,
+    /// The most VUs the run could start.
     pub users: u32,
-    pub spawn_rate: f64,
+    /// Users started per second (Locust's model only).
+    pub spawn_rate: Option<f64>,
     pub run_time_s: Option<f64>,
     pub iterations_per_vu: Option<u64>,
     /// The run was stopped by Ctrl-C (or SIGTERM) before its end.

@@ -15,7 +15,24 @@ pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::new();
     stats_table(&mut out, snapshot, width);
     out.push('\n');
-    percentile_table(&mut out, snapshot, width);
+    percentile_table(&mut out, snapshot, width, "Response time percentiles (milliseconds)", |r| Some(&r.percentiles));
+    if snapshot.aggregated.corrected_percentiles.is_some() {
+        out.push('\n');
+        percentile_table(
+            &mut out,
+            snapshot,
+            width,
+            "Corrected for coordinated omission: from each iteration's scheduled start (milliseconds)",
+            |r| r.corrected_percentiles.as_ref(),
+        );
+    }
+    if snapshot.dropped_iterations > 0 || snapshot.aggregated.corrected_percentiles.is_some() {
+        let _ = writeln!(
+            out,
+            "\nIterations: {} run, {} dropped (due while every VU was busy)",
+            snapshot.iterations, snapshot.dropped_iterations
+        );
+    }
     if !snapshot.errors.is_empty() {
         out.push('\n');
         error_table(&mut out, "Error report", &snapshot.errors);
@@ -74,8 +91,14 @@ fn stats_line(out: &mut String, r: &StatsRow, width: usize) {
     );
 }
 
-fn percentile_table(out: &mut String, s: &Snapshot, width: usize) {
-    let _ = writeln!(out, "Response time percentiles (milliseconds)");
+fn percentile_table(
+    out: &mut String,
+    s: &Snapshot,
+    width: usize,
+    title: &str,
+    values: impl Fn(&StatsRow) -> Option<&Vec<(String, f64)>>,
+) {
+    let _ = writeln!(out, "{title}");
     let mut header = format!("{:<8} {:<width$}", "Type", "Name");
     for (label, _) in &s.aggregated.percentiles {
         let _ = write!(header, " {label:>7}");
@@ -89,8 +112,10 @@ fn percentile_table(out: &mut String, s: &Snapshot, width: usize) {
     );
     let _ = writeln!(out, "{rule}");
     let line = |out: &mut String, r: &StatsRow| {
+        // Requests outside any scheduled iteration (`on_start`) have no corrected latency.
+        let Some(values) = values(r) else { return };
         let mut text = format!("{:<8} {:<width$}", r.method, cut(&r.name, width));
-        for (_, value) in &r.percentiles {
+        for (_, value) in values {
             let _ = write!(text, " {:>7}", ms(*value));
         }
         let _ = writeln!(out, "{text} {:>7}", r.requests);
@@ -148,6 +173,7 @@ mod tests {
                 method: "GET",
                 name: "/concert/<id>",
                 elapsed_us: 1_000 * (i + 1),
+                corrected_us: None,
                 bytes: 100,
                 outcome: if i == 0 { Outcome::Failure("HTTP 500 Internal Server Error") } else { Outcome::Success },
             });

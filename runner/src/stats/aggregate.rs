@@ -45,6 +45,7 @@ pub struct Aggregator {
     errors: BTreeMap<ErrorKey, u64>,
     task_errors: BTreeMap<ErrorKey, u64>,
     iterations: u64,
+    dropped_iterations: u64,
     window: VecDeque<WindowSlot>,
 }
 
@@ -68,6 +69,7 @@ impl Aggregator {
             errors: BTreeMap::new(),
             task_errors: BTreeMap::new(),
             iterations: 0,
+            dropped_iterations: 0,
             window,
         };
         (aggregator, recorder)
@@ -104,6 +106,7 @@ impl Aggregator {
                 *self.task_errors.entry(key).or_default() += n;
             }
             self.iterations += std::mem::take(&mut shard.iterations);
+            self.dropped_iterations += std::mem::take(&mut shard.dropped_iterations);
             if let Some(window) = shard.window.as_mut() {
                 let _ = slot.latencies.add(&*window);
                 window.reset();
@@ -133,6 +136,7 @@ impl Aggregator {
             elapsed_s: elapsed.as_secs_f64(),
             users,
             iterations: self.iterations,
+            dropped_iterations: self.dropped_iterations,
             rows,
             aggregated: StatsRow::new("", "Aggregated", &aggregated, secs),
             errors: error_rows(&self.errors),
@@ -187,6 +191,8 @@ pub struct Snapshot {
     pub elapsed_s: f64,
     pub users: u64,
     pub iterations: u64,
+    /// Iterations an open model (arrival rate) could not start because every VU was busy.
+    pub dropped_iterations: u64,
     pub rows: Vec<StatsRow>,
     pub aggregated: StatsRow,
     pub errors: Vec<ErrorRow>,
@@ -213,6 +219,11 @@ pub struct StatsRow {
     pub failures_per_s: f64,
     /// `(label, milliseconds)` for 50 % .. 100 %.
     pub percentiles: Vec<(String, f64)>,
+    /// The same percentiles corrected for coordinated omission: measured from when each
+    /// request's iteration was scheduled to start, not from when it started. Only in
+    /// open-model (arrival-rate) runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected_percentiles: Option<Vec<(String, f64)>>,
 }
 
 impl StatsRow {
@@ -230,6 +241,12 @@ impl StatsRow {
             rps: entry.requests as f64 / secs,
             failures_per_s: entry.failures as f64 / secs,
             percentiles: PERCENTILES.iter().map(|&(q, label)| (label.to_owned(), ms(entry.percentile_us(q)))).collect(),
+            corrected_percentiles: entry.corrected_percentile_us(0.5).map(|_| {
+                PERCENTILES
+                    .iter()
+                    .map(|&(q, label)| (label.to_owned(), ms(entry.corrected_percentile_us(q).unwrap_or(0))))
+                    .collect()
+            }),
         }
     }
 
@@ -266,6 +283,7 @@ mod tests {
                             method: "GET",
                             name: if t % 2 == 0 { "/a" } else { "/b" },
                             elapsed_us: 1000 + i,
+                            corrected_us: None,
                             bytes: 2,
                             outcome: if failed { Outcome::Failure("HTTP 500") } else { Outcome::Success },
                         });
@@ -292,7 +310,8 @@ mod tests {
     fn recorders_of_different_runs_do_not_mix() {
         let (mut first, rec_first) = Aggregator::new();
         let (mut second, rec_second) = Aggregator::new();
-        let sample = Sample { method: "GET", name: "/", elapsed_us: 5, bytes: 0, outcome: Outcome::Success };
+        let sample =
+            Sample { method: "GET", name: "/", elapsed_us: 5, corrected_us: None, bytes: 0, outcome: Outcome::Success };
         rec_first.request(&sample);
         rec_second.request(&sample);
         rec_second.request(&sample);

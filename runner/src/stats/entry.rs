@@ -17,6 +17,9 @@ pub struct Entry {
     pub bytes: u64,
     /// Latencies in microseconds. Auto-resizing, so memory follows the observed range.
     pub histogram: Histogram<u64>,
+    /// Latencies corrected for coordinated omission (open-model runs only): each request's
+    /// latency plus how late its iteration started against its schedule.
+    pub corrected: Option<Histogram<u64>>,
 }
 
 impl Default for Entry {
@@ -29,6 +32,7 @@ impl Default for Entry {
             max_us: 0,
             bytes: 0,
             histogram: new_histogram(),
+            corrected: None,
         }
     }
 }
@@ -40,6 +44,15 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 impl Entry {
+    /// Adds one request; `corrected_us` is its latency from its iteration's scheduled start
+    /// (open models only).
+    pub fn record_corrected(&mut self, elapsed_us: u64, corrected_us: Option<u64>, bytes: u64, failed: bool) {
+        self.record(elapsed_us, bytes, failed);
+        if let Some(corrected) = corrected_us {
+            let _ = self.corrected.get_or_insert_with(new_histogram).record(corrected.max(1));
+        }
+    }
+
     /// Adds one request.
     pub fn record(&mut self, elapsed_us: u64, bytes: u64, failed: bool) {
         self.requests += 1;
@@ -65,6 +78,9 @@ impl Entry {
         self.bytes += other.bytes;
         // Both histograms auto-resize, so adding cannot fail on range.
         let _ = self.histogram.add(&other.histogram);
+        if let Some(theirs) = &other.corrected {
+            let _ = self.corrected.get_or_insert_with(new_histogram).add(theirs);
+        }
     }
 
     /// Empties the entry, keeping its allocations.
@@ -76,6 +92,9 @@ impl Entry {
         self.max_us = 0;
         self.bytes = 0;
         self.histogram.reset();
+        if let Some(corrected) = &mut self.corrected {
+            corrected.reset();
+        }
     }
 
     pub fn avg_us(&self) -> f64 {
@@ -99,6 +118,13 @@ impl Entry {
             return self.max_us;
         }
         self.histogram.value_at_quantile(quantile).min(self.max_us)
+    }
+
+    /// The corrected latency at `quantile` in microseconds, when corrected latencies were
+    /// recorded.
+    pub fn corrected_percentile_us(&self, quantile: f64) -> Option<u64> {
+        let corrected = self.corrected.as_ref().filter(|h| !h.is_empty())?;
+        Some(if quantile >= 1.0 { corrected.max() } else { corrected.value_at_quantile(quantile) })
     }
 }
 

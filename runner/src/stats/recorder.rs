@@ -17,6 +17,9 @@ pub struct Sample<'a> {
     pub method: &'a str,
     pub name: &'a str,
     pub elapsed_us: u64,
+    /// Latency from the iteration's scheduled start (open models only): `elapsed_us` plus
+    /// how late the iteration started.
+    pub corrected_us: Option<u64>,
     pub bytes: u64,
     pub outcome: Outcome<'a>,
 }
@@ -86,6 +89,8 @@ pub(super) struct Shard {
     /// Task errors and guest traps by task and message.
     pub task_errors: HashMap<ErrorKey, u64>,
     pub iterations: u64,
+    /// Iterations an open model could not start: every VU was busy.
+    pub dropped_iterations: u64,
     /// All requests together, for the live percentiles of the last few seconds.
     pub window: Option<hdrhistogram::Histogram<u64>>,
 }
@@ -95,10 +100,10 @@ impl Shard {
         let key = RequestKeyRef { method: sample.method, name: sample.name };
         let failed = matches!(sample.outcome, Outcome::Failure(_));
         match self.requests.get_mut(&key) {
-            Some(entry) => entry.record(sample.elapsed_us, sample.bytes, failed),
+            Some(entry) => entry.record_corrected(sample.elapsed_us, sample.corrected_us, sample.bytes, failed),
             None => {
                 let mut entry = Entry::default();
-                entry.record(sample.elapsed_us, sample.bytes, failed);
+                entry.record_corrected(sample.elapsed_us, sample.corrected_us, sample.bytes, failed);
                 self.requests
                     .insert(RequestKey { method: sample.method.to_owned(), name: sample.name.to_owned() }, entry);
             }
@@ -179,6 +184,11 @@ impl Recorder {
     /// Records one finished iteration (task + wait).
     pub fn iteration(&self) {
         self.with_shard(|shard| shard.iterations += 1);
+    }
+
+    /// Records an iteration that was due but could not start (every VU busy).
+    pub fn dropped_iteration(&self) {
+        self.with_shard(|shard| shard.dropped_iterations += 1);
     }
 
     fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {

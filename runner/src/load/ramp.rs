@@ -1,0 +1,98 @@
+//! k6's `ramping-vus`: the number of VUs follows linear stages. VUs are started in the
+//! lowest free seats (so VU ids stay between 1 and the peak); when the target falls, the
+//! VUs in the highest seats are asked to leave, and each finishes its current iteration
+//! and runs `on_stop` first (a graceful ramp-down).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::executor::Ramp;
+use super::vu::Work;
+use super::{Phase, Spawner};
+
+/// How often the target number of VUs is recomputed.
+const RAMP_TICK: Duration = Duration::from_millis(20);
+
+/// A VU's place in a ramping run, shared between the controller and the VU.
+#[derive(Debug, Default)]
+pub struct Seat {
+    leaving: AtomicBool,
+    left: AtomicBool,
+    wake: Notify,
+}
+
+impl Seat {
+    /// Whether the VU was asked to leave.
+    pub fn leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the VU is asked to leave.
+    pub async fn asked_to_leave(&self) {
+        while !self.leaving() {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Called by the VU when it has stopped.
+    pub fn leave(&self) {
+        self.left.store(true, Ordering::Relaxed);
+    }
+
+    fn ask_to_leave(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+        // `notify_one` keeps a permit if the VU is not waiting right now.
+        self.wake.notify_one();
+    }
+
+    /// Whether a VU may be started in this seat.
+    fn free(seat: &Option<Arc<Seat>>) -> bool {
+        seat.as_ref().is_none_or(|s| s.left.load(Ordering::Relaxed))
+    }
+
+    fn active(seat: &Option<Arc<Seat>>) -> bool {
+        seat.as_ref().is_some_and(|s| !s.leaving())
+    }
+}
+
+/// Follows `ramp` until the phase leaves `Running`.
+pub async fn run(spawner: &mut Spawner, ramp: Ramp, mut phase: watch::Receiver<Phase>) {
+    let mut seats: Vec<Option<Arc<Seat>>> = Vec::new();
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(RAMP_TICK);
+    loop {
+        tokio::select! {
+            biased;
+            _ = phase.wait_for(|p| *p != Phase::Running) => break,
+            _ = tick.tick() => {}
+        }
+        let target = ramp.at(start.elapsed()).round() as usize;
+        let mut active = seats.iter().filter(|s| Seat::active(s)).count();
+        let mut i = 0;
+        while active < target {
+            if i == seats.len() {
+                seats.push(None);
+            }
+            if Seat::free(&seats[i]) {
+                let seat = Arc::new(Seat::default());
+                seats[i] = Some(seat.clone());
+                spawner.spawn(i as u32 + 1, Work::Loop { limit: None, seat: Some(seat) });
+                active += 1;
+            }
+            i += 1;
+        }
+        for seat in seats.iter().rev().flatten() {
+            if active <= target {
+                break;
+            }
+            if !seat.leaving() {
+                seat.ask_to_leave();
+                active -= 1;
+            }
+        }
+    }
+}

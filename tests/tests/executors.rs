@@ -1,0 +1,172 @@
+//! k6's executors against a recording server: arrival rates start iterations on schedule
+//! (and count the ones they must drop), latency corrected for coordinated omission shows a
+//! server stall that the plain latency hides, ramping VUs follow their stages, and shared
+//! iterations are shared exactly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use e2e::{Behaviour, Runner, Server, guests};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn ms(report: &serde_json::Value, table: &str, label: &str) -> f64 {
+    let rows = report["aggregated"][table].as_array().unwrap_or_else(|| panic!("no {table} in {report:#}"));
+    rows.iter()
+        .find(|p| p[0] == label)
+        .and_then(|p| p[1].as_f64())
+        .unwrap_or_else(|| panic!("no {label} in {table}: {rows:?}"))
+}
+
+#[test]
+fn a_constant_arrival_rate_starts_iterations_on_schedule() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .args(&["--arrival-rate", "200/s", "-u", "10", "-t", "3s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(run.stderr.contains("constant-arrival-rate"), "{}", run.stderr);
+    let report = run.report();
+    assert_eq!(report["run"]["executor"], "constant-arrival-rate");
+    // 3 s at 200/s is 600 iterations; the schedule starts a few ms after the run's clock
+    // (once the pre-allocated VUs are up), so a few may fall after the deadline.
+    let hits = server.hits();
+    let total = hits.len() as u64;
+    assert_eq!(total, run.requests(), "the server saw every request the runner counted");
+    assert!((580..=601).contains(&total), "{total} requests for 600 due");
+    assert_eq!(report["dropped_iterations"], 0, "10 VUs keep up with 200/s of fast requests");
+    // Spread evenly: every 500 ms window after the first gets 100 ± 10 requests.
+    let first = hits.iter().map(|h| h.at).min().expect("hits");
+    let mut windows: BTreeMap<u128, u64> = BTreeMap::new();
+    for hit in &hits {
+        *windows.entry((hit.at - first).as_millis() / 500).or_default() += 1;
+    }
+    for (window, count) in windows.iter().filter(|(w, _)| **w < 5) {
+        assert!((90..=110).contains(count), "window {window}: {count} requests (expected 100): {windows:?}");
+    }
+    // Open-model runs report corrected percentiles too; with no stall they stay close.
+    assert!(ms(report, "corrected_percentiles", "99%") < 100.0, "{:#}", report["aggregated"]);
+    assert!(run.stdout.contains("Corrected for coordinated omission"), "{}", run.stdout);
+}
+
+#[test]
+fn iterations_that_find_every_vu_busy_are_dropped_and_counted() {
+    let server = Server::start();
+    // One VU, each iteration 100 ms: it can run about 10 of the 100 due per second.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "slow:1:/delay/100")
+        .args(&["--arrival-rate", "100/s", "-u", "1", "--max-vus", "1", "-t", "2s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let report = run.report();
+    let ran = report["iterations"].as_u64().expect("iterations");
+    let dropped = report["dropped_iterations"].as_u64().expect("dropped_iterations");
+    assert_eq!(server.count("/delay/100"), ran, "one request per iteration run");
+    assert!((15..=25).contains(&ran), "{ran} iterations ran");
+    assert!((185..=201).contains(&(ran + dropped)), "{ran} ran + {dropped} dropped of 200 due");
+    assert!(run.stdout.contains(&format!("{dropped} dropped")), "{}", run.stdout);
+}
+
+#[test]
+fn more_vus_are_started_up_to_max_vus_when_all_are_busy() {
+    let server = Server::start();
+    // 100/s of 100 ms iterations needs about 10 VUs; 2 are started first, up to 20 allowed.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "slow:1:/delay/100")
+        .args(&["--arrival-rate", "100/s", "-u", "2", "--max-vus", "20", "-t", "2s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let report = run.report();
+    assert_eq!(report["dropped_iterations"], 0, "{:#}", report);
+    let vus: std::collections::BTreeSet<u32> = server.hits().iter().filter_map(|h| h.vu).collect();
+    assert!((9..=20).contains(&vus.len()), "{} VUs used: {vus:?}", vus.len());
+    assert!(vus.iter().all(|&vu| (1..=20).contains(&vu)), "{vus:?}");
+}
+
+#[test]
+fn a_server_stall_shows_in_the_corrected_latency_only() {
+    // Two VUs at 100 iterations/s of fast requests; the server stalls for 1 s once. Both
+    // VUs wait out the stall (2 slow requests of about 400), while the ~100 iterations due
+    // meanwhile queue (--max-delay) and start late: measured from their scheduled start,
+    // as wrk2 does, their latency shows the stall.
+    let server = Server::with(Behaviour {
+        stall: Some((Duration::from_millis(1500), Duration::from_secs(1))),
+        ..Behaviour::default()
+    });
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .args(&["--arrival-rate", "100/s", "-u", "2", "--max-vus", "2", "--max-delay", "5s", "-t", "4s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let report = run.report();
+    let uncorrected = ms(report, "percentiles", "99%");
+    let corrected = ms(report, "corrected_percentiles", "99%");
+    assert!(uncorrected < 100.0, "uncorrected p99 {uncorrected} ms hides the stall");
+    assert!(corrected > 700.0, "corrected p99 {corrected} ms shows the 1 s stall");
+    assert_eq!(report["dropped_iterations"], 0, "every iteration waited for a VU");
+    assert_eq!(server.total(), run.requests());
+    assert!(run.requests() >= 380, "{} of about 400 iterations ran", run.requests());
+}
+
+#[test]
+fn ramping_vus_follow_their_stages_and_leave_gracefully() {
+    let server = Server::start();
+    // 0 -> 4 VUs over 1 s, 4 for 1 s, 4 -> 0 over 1 s.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:50")
+        .env("PROBE_STOP_PATH", "/bye")
+        .args(&["--stages", "4:1s,4:1s,0:1s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.report()["run"]["executor"], "ramping-vus");
+    let mut seen: BTreeMap<u32, (Duration, Duration)> = BTreeMap::new();
+    let hits = server.hits();
+    let start = hits.iter().map(|h| h.at).min().expect("hits");
+    for hit in hits.iter().filter(|h| h.path == "/") {
+        let at = hit.at - start;
+        let span = seen.entry(hit.vu.expect("x-vu")).or_insert((at, at));
+        span.1 = at;
+    }
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 4], "VU ids stay within the peak");
+    // VU k joins when the ramp passes k - 0.5 (at (k - 0.5) / 4 s, counted from VU 1 at
+    // 0.125 s) and leaves when it falls below k - 0.5 again (2 s + (4.5 - k) / 4 s).
+    for (vu, (first, last)) in &seen {
+        let k = f64::from(*vu);
+        let joins = (k - 0.5) / 4.0 - 0.125;
+        let leaves = 2.0 + (4.5 - k) / 4.0 - 0.125;
+        assert!((first.as_secs_f64() - joins).abs() < 0.2, "VU {vu} joined at {first:?}, expected {joins:.2}s");
+        assert!((last.as_secs_f64() - leaves).abs() < 0.2, "VU {vu} left at {last:?}, expected {leaves:.2}s");
+    }
+    assert_eq!(server.count("/bye"), 4, "every VU ran on_stop when it left");
+}
+
+#[test]
+fn shared_iterations_are_shared_exactly() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE).host(&server).args(&["-u", "5", "--shared-iterations", "37"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.count("/"), 37);
+    assert_eq!(run.report()["iterations"], 37);
+    assert_eq!(run.report()["run"]["executor"], "shared-iterations");
+    let vus: std::collections::BTreeSet<u32> = server.hits().iter().filter_map(|h| h.vu).collect();
+    assert!(vus.len() > 1, "the iterations were shared: {vus:?}");
+}
+
+#[test]
+fn conflicting_or_malformed_load_flags_are_refused_before_the_run() {
+    for (args, says) in [
+        (&["--stages", "10"][..], "is not a stage like"),
+        (&["--arrival-rate", "fast"][..], "is not an arrival rate"),
+        (&["--max-vus", "5"][..], "--arrival-rate"),
+        (&["--arrival-rate", "10/s", "--iterations", "3"][..], "cannot be used with"),
+        (&["--shared-iterations", "3", "--stages", "1:1s"][..], "cannot be used with"),
+    ] {
+        let run = Runner::run(guests::PROBE).args(args).finish(LIMIT);
+        assert_eq!(run.code(), 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+}
