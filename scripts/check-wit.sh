@@ -13,7 +13,7 @@ fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 "$venv/bin/componentize-py" -d wit -w load-test bindings "$out"
-for module in exports/scenario.py imports/http.py imports/vu.py; do
+for module in exports/scenario.py imports/http.py imports/vu.py imports/metrics.py; do
     [[ -f "$out/wit_world/$module" ]] || { echo "componentize-py produced no wit_world/$module" >&2; exit 1; }
 done
 echo "componentize-py accepts wit/ (world load-test)"

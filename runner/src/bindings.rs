@@ -16,6 +16,7 @@ pub use generated::LoadTest;
 pub use generated::LoadTestPre;
 pub use generated::exports::wasmload::scenario::scenario::{Options, Plan, Task, WaitTime};
 pub use generated::wasmload::scenario::http;
+pub use generated::wasmload::scenario::metrics;
 pub use generated::wasmload::scenario::vu;
 
 /// The WIT package every plan must be built against, and the versions the runner accepts.

@@ -114,6 +114,12 @@ pub struct OutputArgs {
     /// No live status line; only the summary.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Pass/fail criterion (repeatable), k6 style: METRIC[{TAG:VALUE}]:STAT OP VALUE, e.g.
+    /// 'http_req_duration{name:/login}:p(95)<300ms', 'http_req_failed:rate<1%',
+    /// 'checks:rate>0.99'; add ',abortOnFail' or ',abortOnFail=10s' to stop the run as soon
+    /// as it fails. The run exits with code 99 when any threshold fails.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<crate::thresholds::Threshold>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use crate::cli::{LoadArgs, OutputArgs};
 use crate::client::BaseUrl;
 use crate::host::GuestLimits;
 use crate::load::{ArrivalRate, Executor, Ramp, Stages};
+use crate::thresholds::Threshold;
 
 /// Users when neither the flags nor the plan say (Locust's default).
 const DEFAULT_USERS: u32 = 1;
@@ -28,6 +29,8 @@ pub struct RunConfig {
     pub insecure: bool,
     pub output: OutputArgs,
     pub limits: GuestLimits,
+    /// The plan's thresholds, then the command line's.
+    pub thresholds: Vec<Threshold>,
 }
 
 /// What the user typed for a run, before the plan's defaults are known.
@@ -49,6 +52,8 @@ pub enum ConfigError {
     PlanHost(String),
     #[error("the plan's default {0}")]
     PlanOption(String),
+    #[error("the plan's threshold {0}")]
+    PlanThreshold(String),
 }
 
 impl Requested {
@@ -89,7 +94,15 @@ impl Requested {
         };
         let run_time =
             load.run_time.or(plan.run_time_ms.map(Duration::from_millis)).or_else(|| executor.own_duration());
+        let mut thresholds = plan
+            .thresholds
+            .iter()
+            .map(|t| t.parse())
+            .collect::<Result<Vec<Threshold>, _>>()
+            .map_err(ConfigError::PlanThreshold)?;
+        thresholds.extend(self.output.thresholds.iter().cloned());
         Ok(RunConfig {
+            thresholds,
             plan_path: self.plan_path,
             host,
             executor,
@@ -131,7 +144,7 @@ mod tests {
             },
             env: vec![],
             insecure: false,
-            output: OutputArgs { json: None, exit_code_on_error: 0, quiet: true },
+            output: OutputArgs { json: None, exit_code_on_error: 0, quiet: true, thresholds: vec![] },
             limits: GuestLimits::default(),
         }
     }
@@ -143,13 +156,14 @@ mod tests {
             spawn_rate: Some(5.0),
             run_time_ms: Some(60_000),
             host: Some("http://127.0.0.1:9".into()),
+            thresholds: vec!["http_reqs:count>1".into()],
         };
         let cfg = requested(Some(7)).resolve(&plan).expect("resolves");
         assert_eq!(cfg.executor, Executor::Users { users: 7, spawn_rate: 5.0, iterations: None });
         assert_eq!(cfg.run_time, Some(Duration::from_secs(60)));
         assert_eq!(cfg.host.map(|h| h.as_str().to_owned()), Some("http://127.0.0.1:9".into()));
 
-        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None };
+        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None, thresholds: vec![] };
         let cfg = requested(None).resolve(&empty).expect("resolves");
         assert_eq!(cfg.executor, Executor::Users { users: 1, spawn_rate: 1.0, iterations: None });
         assert_eq!(cfg.run_time, None);
@@ -157,7 +171,7 @@ mod tests {
 
     #[test]
     fn load_flags_choose_the_executor() {
-        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None };
+        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None, thresholds: vec![] };
         let mut r = requested(Some(20));
         r.load.stages = Some(crate::load::parse_stages("10:10s,0:5s").expect("valid"));
         let cfg = r.clone().resolve(&empty).expect("resolves");
@@ -187,9 +201,19 @@ mod tests {
 
     #[test]
     fn bad_plan_defaults_are_reported() {
-        let plan = Options { users: None, spawn_rate: None, run_time_ms: None, host: Some("nope".into()) };
+        let plan =
+            Options { users: None, spawn_rate: None, run_time_ms: None, host: Some("nope".into()), thresholds: vec![] };
         assert!(matches!(requested(None).resolve(&plan), Err(ConfigError::PlanHost(_))));
-        let plan = Options { users: Some(0), spawn_rate: None, run_time_ms: None, host: None };
+        let plan = Options { users: Some(0), spawn_rate: None, run_time_ms: None, host: None, thresholds: vec![] };
         assert!(requested(None).resolve(&plan).is_err());
+        let plan = Options {
+            users: None,
+            spawn_rate: None,
+            run_time_ms: None,
+            host: None,
+            thresholds: vec!["http_req_duration:p95<3".into()],
+        };
+        let err = requested(None).resolve(&plan).expect_err("malformed threshold");
+        assert!(err.to_string().starts_with("the plan's threshold `http_req_duration:p95<3`"), "{err}");
     }
 }

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod run;
 pub mod stats;
 pub mod target;
+pub mod thresholds;
 
 use cli::{Cli, Command, DemoArgs, LoadArgs, RunArgs, TargetArgs};
 use config::Requested;

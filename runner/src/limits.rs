@@ -79,3 +79,9 @@ pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 /// Bytes of a request name (or of the URL standing for it) in the statistics. Names are keys
 /// shown in every table and report; longer ones are cut and marked with `…`.
 pub const MAX_NAME_BYTES: usize = 256;
+
+/// Checks plus custom metric series (a metric name with one set of tags) a scenario may
+/// create, per VU worker thread. Each series is a map entry on the hot path and a row in
+/// every report; a scenario that puts a request id in a tag would otherwise grow memory
+/// and reports without bound. k6 has no limit and warns of the same hazard in its docs.
+pub const MAX_METRIC_SERIES: usize = 1000;

@@ -19,6 +19,7 @@ use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt}
 use crate::output::{console, json, summary};
 use crate::plan::{self, MemoryImages};
 use crate::stats::{Aggregator, Snapshot};
+use crate::thresholds::{self, Verdict};
 
 /// How often statistics are merged and the status line redrawn.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -93,6 +94,10 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
             _ = &mut load => break,
             _ = ticker.tick() => {
                 aggregator.collect();
+                if phase == Phase::Running && let Some(crossed) = crossed_abort_threshold(&cfg, &aggregator, started.elapsed()) {
+                    console::line(&format!("Threshold `{crossed}` failed (abortOnFail): stopping the run"));
+                    stop(&phase_tx, &mut kill_at);
+                }
                 if !cfg.output.quiet {
                     console::status(&status_line(&aggregator.snapshot(population.running()), &cfg, phase));
                 }
@@ -115,6 +120,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     }
     aggregator.collect();
     let snapshot = aggregator.snapshot(0);
+    let (verdicts, thresholds_passed) = thresholds::evaluate_all(&cfg.thresholds, &aggregator);
     console::clear_status();
     let failed = population.failed();
     if failed > 0 {
@@ -123,14 +129,36 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
             population.started()
         ));
     }
-    finish(&cfg, snapshot, interrupted, failed)
+    finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed)
+}
+
+/// The first `abortOnFail` threshold that fails now (once its delay has passed).
+fn crossed_abort_threshold(cfg: &RunConfig, stats: &Aggregator, elapsed: Duration) -> Option<String> {
+    cfg.thresholds
+        .iter()
+        .filter(|t| t.abort_on_fail.is_some_and(|delay| elapsed >= delay))
+        .map(|t| t.evaluate(stats))
+        .find(|v| !v.passed)
+        .map(|v| v.threshold)
 }
 
 /// Prints the summary and writes the reports.
-fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool, users_failed: u64) -> anyhow::Result<RunOutcome> {
+fn finish(
+    cfg: &RunConfig,
+    snapshot: Snapshot,
+    verdicts: &[Verdict],
+    thresholds_passed: bool,
+    interrupted: bool,
+    users_failed: u64,
+) -> anyhow::Result<RunOutcome> {
     // Not `println!`: a closed stdout (`runner run ... | head`) must not panic the runner
     // before the reports are written.
-    let _ = writeln!(std::io::stdout().lock(), "{}", summary::render(&snapshot));
+    let mut text = summary::render(&snapshot);
+    if !verdicts.is_empty() {
+        text.push('\n');
+        text.push_str(&summary::thresholds(verdicts));
+    }
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     if let Some(path) = &cfg.output.json {
         let info = json::RunInfo {
             plan: cfg.plan_path.display().to_string(),
@@ -149,10 +177,12 @@ fn finish(cfg: &RunConfig, snapshot: Snapshot, interrupted: bool, users_failed: 
             interrupted,
             users_failed_to_start: users_failed,
         };
-        json::write(path, &info, &snapshot)?;
+        json::write(path, &info, &snapshot, verdicts)?;
     }
     let exit_code = if interrupted {
         EXIT_INTERRUPTED
+    } else if !thresholds_passed {
+        thresholds::EXIT_THRESHOLDS_FAILED
     } else if snapshot.aggregated.failures > 0 {
         cfg.output.exit_code_on_error
     } else {

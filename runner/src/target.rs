@@ -24,6 +24,7 @@ pub const ROUTES: &str = "  GET  /                 welcome page
   POST /login            sets a `session` cookie
   GET  /cart             200 with the session cookie, 401 without
   GET  /slow             ~200 ms
+  GET  /delay/<ms>       200 after <ms> milliseconds (at most 10 s)
   GET  /flaky            500 about one time in ten";
 
 /// A running target; stops when dropped.
@@ -98,6 +99,13 @@ async fn handle(req: Request<Incoming>, counter: Arc<AtomicU64>) -> Result<Respo
             tokio::time::sleep(Duration::from_millis(200)).await;
             text(StatusCode::OK, "finally\n")
         }
+        (&Method::GET, p) if p.starts_with("/delay/") => match p["/delay/".len()..].parse::<u64>() {
+            Ok(ms) if ms <= 10_000 => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                text(StatusCode::OK, "done\n")
+            }
+            _ => text(StatusCode::BAD_REQUEST, "the delay is a number of milliseconds up to 10000\n"),
+        },
         (&Method::GET, "/flaky") if n % 10 == 9 => text(StatusCode::INTERNAL_SERVER_ERROR, "oops\n"),
         (&Method::GET, "/flaky") => text(StatusCode::OK, "fine\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -38,11 +38,13 @@
 extern crate self as wasmload;
 
 mod client;
+pub mod metrics;
 mod plan;
 mod user;
 pub mod vu;
 
 pub use client::{HttpError, RequestBuilder, Response, delete, get, head, patch, post, put, request};
+pub use metrics::{Metric, check};
 pub use plan::{Plan, WaitTime, between, constant, constant_pacing};
 pub use user::{Error, TaskResult, User};
 
@@ -51,8 +53,8 @@ pub mod prelude {
     pub use crate::export_user;
     pub use crate::vu::{self, Level};
     pub use crate::{
-        Error, HttpError, Plan, Response, TaskResult, User, WaitTime, between, constant, constant_pacing, delete, get,
-        head, patch, post, put, request,
+        Error, HttpError, Metric, Plan, Response, TaskResult, User, WaitTime, between, check, constant,
+        constant_pacing, delete, get, head, patch, post, put, request,
     };
 }
 

@@ -45,11 +45,20 @@ pub struct Plan<U> {
     spawn_rate: Option<f64>,
     run_time: Option<Duration>,
     host: Option<String>,
+    thresholds: Vec<String>,
 }
 
 impl<U> Default for Plan<U> {
     fn default() -> Self {
-        Self { tasks: Vec::new(), wait_time: WaitTime::None, users: None, spawn_rate: None, run_time: None, host: None }
+        Self {
+            tasks: Vec::new(),
+            wait_time: WaitTime::None,
+            users: None,
+            spawn_rate: None,
+            run_time: None,
+            host: None,
+            thresholds: Vec::new(),
+        }
     }
 }
 
@@ -105,6 +114,14 @@ impl<U> Plan<U> {
         self
     }
 
+    /// A pass/fail criterion, k6 style: `"http_req_duration{name:/login}:p(95)<300ms"`,
+    /// `"http_req_failed:rate<1%"`, `"checks:rate>0.99"`. The run exits with code 99 when one
+    /// fails; a malformed one stops the run before it starts.
+    pub fn threshold(mut self, threshold: &str) -> Self {
+        self.thresholds.push(threshold.to_owned());
+        self
+    }
+
     pub(crate) fn to_wit(&self) -> wit::Plan {
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         wit::Plan {
@@ -124,6 +141,7 @@ impl<U> Plan<U> {
                 spawn_rate: self.spawn_rate,
                 run_time_ms: self.run_time.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 host: self.host.clone(),
+                thresholds: self.thresholds.clone(),
             },
         }
     }

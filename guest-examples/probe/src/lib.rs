@@ -16,6 +16,9 @@
 //! - `PROBE_STOP_PATH`: request this path in `on_stop`.
 //! - `PROBE_START_ERROR=1`: `on_start` fails, so the user never runs a task.
 //! - `PROBE_TIMEOUT_MS`: the request timeout.
+//! - `PROBE_METRICS=1`: after each request, checks `status is 200` and `body is ok`, and
+//!   records custom metrics: counter `probe_hits`, trend `probe_body_bytes`, rate
+//!   `probe_ok` (status below 400) and gauge `probe_vu` (the VU id, tagged `path`).
 
 use std::time::Duration;
 
@@ -39,6 +42,7 @@ struct Probe {
     sleep: Option<Duration>,
     error: bool,
     timeout: Option<Duration>,
+    metrics: bool,
 }
 
 impl Default for Probe {
@@ -51,6 +55,7 @@ impl Default for Probe {
             sleep: env_num("PROBE_SLEEP_MS").map(Duration::from_millis),
             error: env("PROBE_ERROR").is_some(),
             timeout: env_num("PROBE_TIMEOUT_MS").map(Duration::from_millis),
+            metrics: env("PROBE_METRICS").is_some(),
         }
     }
 }
@@ -121,7 +126,15 @@ impl Probe {
             let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
             request = request.header("x-env", names.join(","));
         }
-        request.send()?;
+        let response = request.send()?;
+        if self.metrics {
+            check("status is 200", response.status() == 200);
+            check("body is ok", response.body() == b"ok");
+            Metric::counter("probe_hits").add(1.0);
+            Metric::trend("probe_body_bytes").add(response.body().len() as f64);
+            Metric::rate("probe_ok").add_bool(response.status() < 400);
+            Metric::gauge("probe_vu").add_tagged(f64::from(vu::id()), &[("path", path)]);
+        }
         if let Some(sleep) = self.sleep {
             vu::sleep(sleep);
         }

@@ -1,6 +1,7 @@
 //! What a VU's `Store` holds, and the host side of each WIT interface (one file each).
 
 mod http;
+mod metrics;
 mod sandbox;
 mod stdio;
 mod vu;

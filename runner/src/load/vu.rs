@@ -138,7 +138,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
-        ctx.recorder.iteration();
+        ctx.recorder.iteration(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
         match result {
             Ok(Ok(())) => {}
             Ok(Err(message)) => ctx.recorder.task_error(task, &message),

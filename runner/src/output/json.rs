@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::stats::Snapshot;
+use crate::thresholds::Verdict;
 
 /// Bumped when a field changes meaning or disappears (new fields do not bump it).
 pub const FORMAT_VERSION: u32 = 1;
@@ -39,12 +40,19 @@ struct Report<'a> {
     run: &'a RunInfo,
     #[serde(flatten)]
     results: &'a Snapshot,
+    /// Each threshold with its verdict and the value it was judged on.
+    thresholds: &'a [Verdict],
 }
 
 /// Writes the report to `path`.
-pub fn write(path: &Path, run: &RunInfo, snapshot: &Snapshot) -> anyhow::Result<()> {
-    let report =
-        Report { format_version: FORMAT_VERSION, runner_version: env!("CARGO_PKG_VERSION"), run, results: snapshot };
+pub fn write(path: &Path, run: &RunInfo, snapshot: &Snapshot, thresholds: &[Verdict]) -> anyhow::Result<()> {
+    let report = Report {
+        format_version: FORMAT_VERSION,
+        runner_version: env!("CARGO_PKG_VERSION"),
+        run,
+        results: snapshot,
+        thresholds,
+    };
     let text = serde_json::to_string_pretty(&report).context("cannot encode the JSON report")?;
     std::fs::write(path, text).with_context(|| format!("cannot write the JSON report to `{}`", path.display()))
 }

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::console::sanitize;
-use crate::stats::{ErrorRow, Snapshot, StatsRow};
+use crate::stats::{ErrorRow, MetricKind, Snapshot, StatsRow};
+use crate::thresholds::Verdict;
 
 /// Widest a name column grows before names are cut.
 const MAX_NAME_WIDTH: usize = 60;
@@ -32,6 +33,14 @@ pub fn render(snapshot: &Snapshot) -> String {
             "\nIterations: {} run, {} dropped (due while every VU was busy)",
             snapshot.iterations, snapshot.dropped_iterations
         );
+    }
+    if !snapshot.checks.is_empty() {
+        out.push('\n');
+        checks_table(&mut out, snapshot);
+    }
+    if !snapshot.metrics.is_empty() {
+        out.push('\n');
+        metrics_table(&mut out, snapshot);
     }
     if !snapshot.errors.is_empty() {
         out.push('\n');
@@ -125,6 +134,66 @@ fn percentile_table(
     }
     let _ = writeln!(out, "{rule}");
     line(out, &s.aggregated);
+}
+
+/// The thresholds section: each threshold, passed or failed, with the value it was judged on.
+pub fn thresholds(verdicts: &[Verdict]) -> String {
+    let mut out = String::from("Thresholds\n");
+    for v in verdicts {
+        let mark = if v.passed { "✓ pass" } else { "✗ FAIL" };
+        let value = v.value.map_or("no data".to_owned(), num);
+        let _ = writeln!(out, "  {mark}  {}  (value: {value})", sanitize(&v.threshold));
+    }
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    if failed > 0 {
+        let _ = writeln!(out, "{failed} of {} thresholds failed", verdicts.len());
+    }
+    out
+}
+
+fn checks_table(out: &mut String, s: &Snapshot) {
+    let _ = writeln!(out, "Checks");
+    let _ = writeln!(out, "{:>8} {:>9} {:>8}  Check", "passes", "fails", "pass %");
+    let _ = writeln!(out, "{}", "-".repeat(80));
+    for c in &s.checks {
+        let mark = if c.fails == 0 { '✓' } else { '✗' };
+        let _ = writeln!(
+            out,
+            "{:>8} {:>9} {:>7.2}%  {mark} {}",
+            c.passes,
+            c.fails,
+            c.pass_rate() * 100.0,
+            sanitize(&c.name)
+        );
+    }
+}
+
+fn metrics_table(out: &mut String, s: &Snapshot) {
+    let _ = writeln!(out, "Custom metrics");
+    let _ = writeln!(out, "{:<8} {:>9}  {:<40} Values", "Kind", "# values", "Metric");
+    let _ = writeln!(out, "{}", "-".repeat(100));
+    for m in &s.metrics {
+        let name = if m.tags.is_empty() { m.name.clone() } else { format!("{}{{{}}}", m.name, m.tags) };
+        let values = match m.kind {
+            MetricKind::Counter => format!("count={} rate={:.2}/s", num(m.value), m.value / s.elapsed_s.max(1e-9)),
+            MetricKind::Gauge => format!("value={} min={} max={}", num(m.value), num(m.min), num(m.max)),
+            MetricKind::Rate => format!("rate={:.2}%", m.value * 100.0),
+            MetricKind::Trend => {
+                let mut text = format!("avg={} min={} max={}", num(m.value), num(m.min), num(m.max));
+                for (label, value) in m.percentiles.iter().flatten() {
+                    let _ = write!(text, " {label}={}", num(*value));
+                }
+                text
+            }
+        };
+        let kind = format!("{:?}", m.kind).to_lowercase();
+        let _ = writeln!(out, "{kind:<8} {:>9}  {:<40} {values}", m.count, cut(&name, 40));
+    }
+}
+
+/// A metric value: whole numbers without decimals, others with up to 3.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.3}") }
 }
 
 fn error_table(out: &mut String, title: &str, rows: &[ErrorRow]) {

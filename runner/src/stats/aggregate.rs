@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::custom::{CheckCount, CheckRow, MetricRow, Series, SeriesKey};
 use super::entry::{Entry, new_histogram};
 use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, lock};
 
@@ -46,6 +47,9 @@ pub struct Aggregator {
     task_errors: BTreeMap<ErrorKey, u64>,
     iterations: u64,
     dropped_iterations: u64,
+    iteration_durations: Histogram<u64>,
+    checks: BTreeMap<String, CheckCount>,
+    metrics: BTreeMap<SeriesKey, Series>,
     window: VecDeque<WindowSlot>,
 }
 
@@ -70,6 +74,9 @@ impl Aggregator {
             task_errors: BTreeMap::new(),
             iterations: 0,
             dropped_iterations: 0,
+            iteration_durations: new_histogram(),
+            checks: BTreeMap::new(),
+            metrics: BTreeMap::new(),
             window,
         };
         (aggregator, recorder)
@@ -107,6 +114,23 @@ impl Aggregator {
             }
             self.iterations += std::mem::take(&mut shard.iterations);
             self.dropped_iterations += std::mem::take(&mut shard.dropped_iterations);
+            if let Some(durations) = shard.iteration_durations.as_mut() {
+                let _ = self.iteration_durations.add(&*durations);
+                durations.reset();
+            }
+            for (name, count) in shard.checks.drain() {
+                let total = self.checks.entry(name).or_default();
+                total.passes += count.passes;
+                total.fails += count.fails;
+            }
+            for (key, series) in shard.metrics.drain() {
+                match self.metrics.get_mut(&key) {
+                    Some(total) => total.merge(&series),
+                    None => {
+                        self.metrics.insert(key, series);
+                    }
+                }
+            }
             if let Some(window) = shard.window.as_mut() {
                 let _ = slot.latencies.add(&*window);
                 window.reset();
@@ -137,6 +161,12 @@ impl Aggregator {
             users,
             iterations: self.iterations,
             dropped_iterations: self.dropped_iterations,
+            checks: self
+                .checks
+                .iter()
+                .map(|(name, c)| CheckRow { name: name.clone(), passes: c.passes, fails: c.fails })
+                .collect(),
+            metrics: self.metrics.iter().map(|(key, series)| MetricRow::new(key, series)).collect(),
             rows,
             aggregated: StatsRow::new("", "Aggregated", &aggregated, secs),
             errors: error_rows(&self.errors),
@@ -145,6 +175,55 @@ impl Aggregator {
             current_failures_per_s,
             current_p95_ms,
         }
+    }
+
+    /// Every request whose method and name pass `keep`, merged into one entry.
+    pub fn requests_where(&self, keep: impl Fn(&str, &str) -> bool) -> Entry {
+        let mut all = Entry::default();
+        for (key, entry) in &self.requests {
+            if keep(&key.method, &key.name) {
+                all.merge(entry);
+            }
+        }
+        all
+    }
+
+    /// How long iterations took, in microseconds.
+    pub fn iteration_durations(&self) -> &Histogram<u64> {
+        &self.iteration_durations
+    }
+
+    /// Iterations finished and iterations dropped.
+    pub fn iteration_counts(&self) -> (u64, u64) {
+        (self.iterations, self.dropped_iterations)
+    }
+
+    /// Checks' totals whose name passes `keep`.
+    pub fn checks_where(&self, keep: impl Fn(&str) -> bool) -> CheckCount {
+        let mut all = CheckCount::default();
+        for (_, count) in self.checks.iter().filter(|(name, _)| keep(name)) {
+            all.passes += count.passes;
+            all.fails += count.fails;
+        }
+        all
+    }
+
+    /// The series of custom metric `name` whose tags pass `keep`, merged; `None` when the
+    /// scenario recorded no such series.
+    pub fn metric_where(&self, name: &str, keep: impl Fn(&SeriesKey) -> bool) -> Option<Series> {
+        let mut merged: Option<Series> = None;
+        for (_, series) in self.metrics.iter().filter(|(key, _)| key.name == name && keep(key)) {
+            match &mut merged {
+                Some(total) => total.merge(series),
+                None => merged = Some(series.clone()),
+            }
+        }
+        merged
+    }
+
+    /// Seconds since the clock started.
+    pub fn elapsed_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
     }
 
     /// Requests/s, failures/s and p95 over the recent window.
@@ -193,6 +272,10 @@ pub struct Snapshot {
     pub iterations: u64,
     /// Iterations an open model (arrival rate) could not start because every VU was busy.
     pub dropped_iterations: u64,
+    /// Named checks recorded by the scenario, by name.
+    pub checks: Vec<CheckRow>,
+    /// Custom metrics recorded by the scenario, by name and tags.
+    pub metrics: Vec<MetricRow>,
     pub rows: Vec<StatsRow>,
     pub aggregated: StatsRow,
     pub errors: Vec<ErrorRow>,

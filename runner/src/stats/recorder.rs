@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::{Equivalent, HashMap};
 
+use super::custom::{CheckCount, MetricKind, Series, SeriesKey};
 use super::entry::{Entry, new_histogram};
+use crate::limits::MAX_METRIC_SERIES;
 
 /// One finished request, as the HTTP host saw it.
 #[derive(Debug)]
@@ -89,6 +91,12 @@ pub(super) struct Shard {
     /// Task errors and guest traps by task and message.
     pub task_errors: HashMap<ErrorKey, u64>,
     pub iterations: u64,
+    /// How long each iteration took (task and wait), in microseconds.
+    pub iteration_durations: Option<hdrhistogram::Histogram<u64>>,
+    /// Named checks.
+    pub checks: HashMap<String, CheckCount>,
+    /// Custom metrics by series.
+    pub metrics: HashMap<SeriesKey, Series>,
     /// Iterations an open model could not start: every VU was busy.
     pub dropped_iterations: u64,
     /// All requests together, for the live percentiles of the last few seconds.
@@ -96,6 +104,11 @@ pub(super) struct Shard {
 }
 
 impl Shard {
+    /// Checks and custom metric series held.
+    fn series(&self) -> usize {
+        self.checks.len() + self.metrics.len()
+    }
+
     fn record(&mut self, sample: &Sample<'_>) {
         let key = RequestKeyRef { method: sample.method, name: sample.name };
         let failed = matches!(sample.outcome, Outcome::Failure(_));
@@ -123,6 +136,10 @@ fn count_error(map: &mut HashMap<ErrorKey, u64>, method: &str, name: &str, messa
             map.insert(ErrorKey { method: method.to_owned(), name: name.to_owned(), message: message.to_owned() }, 1);
         }
     }
+}
+
+fn too_many_series() -> String {
+    format!("more than {MAX_METRIC_SERIES} checks and custom metric series: later ones are not recorded")
 }
 
 /// Every shard of one run. Shared by the recorders (to register) and the aggregator.
@@ -181,9 +198,48 @@ impl Recorder {
         self.with_shard(|shard| count_error(&mut shard.task_errors, "TASK", task, message));
     }
 
-    /// Records one finished iteration (task + wait).
-    pub fn iteration(&self) {
-        self.with_shard(|shard| shard.iterations += 1);
+    /// Records one finished iteration (its task) that took `elapsed_us`.
+    pub fn iteration(&self, elapsed_us: u64) {
+        self.with_shard(|shard| {
+            shard.iterations += 1;
+            let _ = shard.iteration_durations.get_or_insert_with(new_histogram).record(elapsed_us.max(1));
+        });
+    }
+
+    /// Records a check's outcome. `Err` says why it was refused (too many series).
+    pub fn check(&self, name: &str, passed: bool) -> Result<(), String> {
+        self.with_shard(|shard| {
+            if !shard.checks.contains_key(name) && shard.series() >= MAX_METRIC_SERIES {
+                return Err(too_many_series());
+            }
+            let count = match shard.checks.get_mut(name) {
+                Some(count) => count,
+                None => shard.checks.entry(name.to_owned()).or_default(),
+            };
+            if passed {
+                count.passes += 1;
+            } else {
+                count.fails += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds `value` to a custom metric series. `Err` says why it was refused (too many
+    /// series, or the metric was first recorded with another kind).
+    pub fn metric(&self, name: &str, kind: MetricKind, value: f64, tags: &[(String, String)]) -> Result<(), String> {
+        let key = SeriesKey::new(name, tags);
+        self.with_shard(|shard| {
+            if !shard.metrics.contains_key(&key) && shard.series() >= MAX_METRIC_SERIES {
+                return Err(too_many_series());
+            }
+            let series = shard.metrics.entry(key).or_insert_with(|| Series::new(kind));
+            if series.kind != kind {
+                return Err(format!("metric `{name}` is a {:?}, not a {kind:?}", series.kind).to_lowercase());
+            }
+            series.add(value);
+            Ok(())
+        })
     }
 
     /// Records an iteration that was due but could not start (every VU busy).
