@@ -72,6 +72,15 @@ pub struct LoadArgs {
 }
 
 impl LoadArgs {
+    /// Whether the flags describe the load model, replacing the plan's (as k6 does).
+    pub fn chooses_executor(&self) -> bool {
+        self.users.is_some()
+            || self.iterations.is_some()
+            || self.shared_iterations.is_some()
+            || self.stages.is_some()
+            || self.arrival_rate.is_some()
+    }
+
     /// The most VUs these flags can start, when they say.
     pub fn peak_users(&self) -> Option<u32> {
         let stages = match (&self.stages, self.arrival_rate) {

@@ -8,7 +8,7 @@ use crate::bindings::Options;
 use crate::cli::{LoadArgs, OutputArgs};
 use crate::client::BaseUrl;
 use crate::host::GuestLimits;
-use crate::load::{ArrivalRate, Executor, Ramp, Stages};
+use crate::load::{ArrivalRate, Executor, Ramp, ShapeStep, Stage, Stages};
 use crate::thresholds::Threshold;
 
 /// Users when neither the flags nor the plan say (Locust's default).
@@ -78,20 +78,12 @@ impl Requested {
             (None, Some(r)) => r,
             (None, None) => DEFAULT_SPAWN_RATE,
         };
-        let load = &self.load;
-        let executor = match (load.arrival_rate, &load.stages, load.shared_iterations) {
-            (Some(rate), stages, _) => Executor::ArrivalRate(ArrivalRate {
-                ramp: Ramp { start: rate, stages: stages.clone().map(|Stages(s)| s).unwrap_or_default() },
-                pre_allocated: users,
-                max_vus: load.max_vus.unwrap_or(users).max(users),
-                max_delay: load.max_delay.unwrap_or_default(),
-            }),
-            (None, Some(Stages(stages)), _) => {
-                Executor::RampingVus { ramp: Ramp { start: 0.0, stages: stages.clone() } }
-            }
-            (None, None, Some(iterations)) => Executor::SharedIterations { users, iterations },
-            (None, None, None) => Executor::Users { users, spawn_rate, iterations: load.iterations },
+        let executor = if self.load.chooses_executor() {
+            executor_from_flags(&self.load, users, spawn_rate)
+        } else {
+            executor_from_plan(plan, users, spawn_rate)?
         };
+        let load = &self.load;
         let run_time =
             load.run_time.or(plan.run_time_ms.map(Duration::from_millis)).or_else(|| executor.own_duration());
         let mut thresholds = plan
@@ -116,6 +108,63 @@ impl Requested {
     }
 }
 
+/// The executor the load flags describe.
+fn executor_from_flags(load: &LoadArgs, users: u32, spawn_rate: f64) -> Executor {
+    match (load.arrival_rate, &load.stages, load.shared_iterations) {
+        (Some(rate), stages, _) => Executor::ArrivalRate(ArrivalRate {
+            ramp: Ramp { start: rate, stages: stages.clone().map(|Stages(s)| s).unwrap_or_default() },
+            pre_allocated: users,
+            max_vus: load.max_vus.unwrap_or(users).max(users),
+            max_delay: load.max_delay.unwrap_or_default(),
+        }),
+        (None, Some(Stages(stages)), _) => Executor::RampingVus { ramp: Ramp { start: 0.0, stages: stages.clone() } },
+        (None, None, Some(iterations)) => Executor::SharedIterations { users, iterations },
+        (None, None, None) => Executor::Users { users, spawn_rate, iterations: load.iterations },
+    }
+}
+
+/// The executor the plan's options describe (when no load flag was given).
+fn executor_from_plan(plan: &Options, users: u32, spawn_rate: f64) -> Result<Executor, ConfigError> {
+    let stages: Vec<Stage> = plan
+        .stages
+        .iter()
+        .map(|s| Stage { target: s.target, duration: Duration::from_millis(s.duration_ms) })
+        .collect();
+    if stages.iter().any(|s| !(s.target.is_finite() && s.target >= 0.0)) {
+        return Err(ConfigError::PlanOption("stages have a target below 0".into()));
+    }
+    if !stages.is_empty() && stages.iter().all(|s| s.duration.is_zero()) {
+        return Err(ConfigError::PlanOption("stages last no time at all".into()));
+    }
+    Ok(if !plan.shape.is_empty() {
+        let steps: Vec<ShapeStep> = plan
+            .shape
+            .iter()
+            .map(|s| ShapeStep { until: Duration::from_millis(s.until_ms), users: s.users, spawn_rate: s.spawn_rate })
+            .collect();
+        if steps.iter().any(|s| !(s.spawn_rate.is_finite() && s.spawn_rate > 0.0)) {
+            return Err(ConfigError::PlanOption("load shape has a spawn rate that is not above 0".into()));
+        }
+        Executor::Shape(steps)
+    } else if let Some(rate) = plan.arrival_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(ConfigError::PlanOption(format!("arrival rate {rate} is not above 0")));
+        }
+        Executor::ArrivalRate(ArrivalRate {
+            ramp: Ramp { start: rate, stages },
+            pre_allocated: users,
+            max_vus: plan.max_vus.unwrap_or(users).max(users),
+            max_delay: Duration::ZERO,
+        })
+    } else if !stages.is_empty() {
+        Executor::RampingVus { ramp: Ramp { start: 0.0, stages } }
+    } else if let Some(iterations) = plan.shared_iterations.filter(|&n| n > 0) {
+        Executor::SharedIterations { users, iterations }
+    } else {
+        Executor::Users { users, spawn_rate, iterations: plan.iterations.filter(|&n| n > 0) }
+    })
+}
+
 /// `run_time` for display: `10s`, `5m`, `1h 30m`.
 pub fn show_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
@@ -125,6 +174,22 @@ pub fn show_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::cli::parse_duration;
+
+    fn options() -> Options {
+        Options {
+            users: None,
+            spawn_rate: None,
+            run_time_ms: None,
+            host: None,
+            thresholds: vec![],
+            iterations: None,
+            shared_iterations: None,
+            stages: vec![],
+            arrival_rate: None,
+            max_vus: None,
+            shape: vec![],
+        }
+    }
 
     fn requested(users: Option<u32>) -> Requested {
         Requested {
@@ -157,21 +222,52 @@ mod tests {
             run_time_ms: Some(60_000),
             host: Some("http://127.0.0.1:9".into()),
             thresholds: vec!["http_reqs:count>1".into()],
+            ..options()
         };
         let cfg = requested(Some(7)).resolve(&plan).expect("resolves");
         assert_eq!(cfg.executor, Executor::Users { users: 7, spawn_rate: 5.0, iterations: None });
         assert_eq!(cfg.run_time, Some(Duration::from_secs(60)));
         assert_eq!(cfg.host.map(|h| h.as_str().to_owned()), Some("http://127.0.0.1:9".into()));
 
-        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None, thresholds: vec![] };
+        let empty = options();
         let cfg = requested(None).resolve(&empty).expect("resolves");
         assert_eq!(cfg.executor, Executor::Users { users: 1, spawn_rate: 1.0, iterations: None });
         assert_eq!(cfg.run_time, None);
     }
 
     #[test]
+    fn the_plan_chooses_the_executor_unless_a_load_flag_does() {
+        use crate::bindings::{ShapeStep as WitStep, Stage as WitStage};
+        let plan = Options {
+            users: Some(5),
+            arrival_rate: Some(50.0),
+            max_vus: Some(9),
+            stages: vec![WitStage { target: 100.0, duration_ms: 2000 }],
+            ..options()
+        };
+        let cfg = requested(None).resolve(&plan).expect("resolves");
+        assert_eq!(cfg.executor.name(), "ramping-arrival-rate");
+        assert_eq!(cfg.executor.max_users(), 9);
+        assert_eq!(cfg.run_time, Some(Duration::from_secs(2)));
+        let cfg = requested(Some(3)).resolve(&plan).expect("resolves");
+        assert_eq!(cfg.executor, Executor::Users { users: 3, spawn_rate: 1.0, iterations: None }, "-u wins");
+
+        let shape = Options { shape: vec![WitStep { until_ms: 3000, users: 4, spawn_rate: 2.0 }], ..options() };
+        let cfg = requested(None).resolve(&shape).expect("resolves");
+        assert_eq!(cfg.executor.name(), "load-shape");
+        assert_eq!(cfg.run_time, Some(Duration::from_secs(3)));
+        let bad = Options { shape: vec![WitStep { until_ms: 3000, users: 4, spawn_rate: 0.0 }], ..options() };
+        assert!(requested(None).resolve(&bad).is_err());
+        let plan = Options { shared_iterations: Some(7), users: Some(2), ..options() };
+        assert_eq!(
+            requested(None).resolve(&plan).expect("resolves").executor,
+            Executor::SharedIterations { users: 2, iterations: 7 }
+        );
+    }
+
+    #[test]
     fn load_flags_choose_the_executor() {
-        let empty = Options { users: None, spawn_rate: None, run_time_ms: None, host: None, thresholds: vec![] };
+        let empty = options();
         let mut r = requested(Some(20));
         r.load.stages = Some(crate::load::parse_stages("10:10s,0:5s").expect("valid"));
         let cfg = r.clone().resolve(&empty).expect("resolves");
@@ -201,18 +297,11 @@ mod tests {
 
     #[test]
     fn bad_plan_defaults_are_reported() {
-        let plan =
-            Options { users: None, spawn_rate: None, run_time_ms: None, host: Some("nope".into()), thresholds: vec![] };
+        let plan = Options { host: Some("nope".into()), ..options() };
         assert!(matches!(requested(None).resolve(&plan), Err(ConfigError::PlanHost(_))));
-        let plan = Options { users: Some(0), spawn_rate: None, run_time_ms: None, host: None, thresholds: vec![] };
+        let plan = Options { users: Some(0), ..options() };
         assert!(requested(None).resolve(&plan).is_err());
-        let plan = Options {
-            users: None,
-            spawn_rate: None,
-            run_time_ms: None,
-            host: None,
-            thresholds: vec!["http_req_duration:p95<3".into()],
-        };
+        let plan = Options { thresholds: vec!["http_req_duration:p95<3".into()], ..options() };
         let err = requested(None).resolve(&plan).expect_err("malformed threshold");
         assert!(err.to_string().starts_with("the plan's threshold `http_req_duration:p95<3`"), "{err}");
     }

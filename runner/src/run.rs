@@ -49,6 +49,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
         http: Arc::new(HttpShared::new(None, false)?),
         env: requested.env.clone(),
         limits: requested.limits,
+        setup_data: None,
     };
     // A missing file is reported by `plan::load` with its reason.
     let plan_size = std::fs::metadata(&requested.plan_path).map_or(0, |m| m.len());
@@ -59,14 +60,21 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let cfg = requested.resolve(&loaded.plan.options)?;
     warn_about_map_count(cfg.executor.max_users(), images);
 
-    let shared = Arc::new(HostShared {
+    let (mut aggregator, recorder) = Aggregator::new();
+    let mut shared = HostShared {
         http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?),
         env: cfg.env.clone(),
         limits: cfg.limits,
-    });
-    let (mut aggregator, recorder) = Aggregator::new();
+        setup_data: None,
+    };
+    shared.setup_data = load::hooks::setup(&loaded, &shared, recorder.clone())
+        .await
+        .map_err(|why| anyhow::anyhow!("the scenario's setup failed, so no user was started: {why}"))?
+        .map(Arc::from);
+    let shared = Arc::new(shared);
     let population = Arc::new(Population::default());
-    let context = Arc::new(VuContext::new(loaded.clone(), shared, recorder, population.clone(), &cfg.executor));
+    let context =
+        Arc::new(VuContext::new(loaded.clone(), shared.clone(), recorder.clone(), population.clone(), &cfg.executor));
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
 
     console::line(&starting_line(&cfg, &loaded));
@@ -117,6 +125,9 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
                 }
             }
         }
+    }
+    if *phase_tx.borrow() != Phase::Killed {
+        load::hooks::teardown(&loaded, &shared, recorder, cfg.stop_timeout).await;
     }
     aggregator.collect();
     let snapshot = aggregator.snapshot(0);
@@ -197,6 +208,13 @@ fn starting_line(cfg: &RunConfig, loaded: &plan::LoadedPlan) -> String {
         Executor::Users { users, spawn_rate, .. } => format!("{users} users at {spawn_rate}/s"),
         Executor::SharedIterations { users, iterations } => format!("{users} users sharing {iterations} iterations"),
         Executor::RampingVus { ramp } => format!("users ramping {}", show_stages(ramp, "")),
+        Executor::Shape(steps) => {
+            let steps: Vec<String> = steps
+                .iter()
+                .map(|s| format!("{} users at {}/s until {}", s.users, s.spawn_rate, show_duration(s.until)))
+                .collect();
+            format!("load shape: {}", steps.join(", "))
+        }
         Executor::ArrivalRate(a) => format!(
             "iterations arriving at {} (VUs: {} started, up to {})",
             show_stages(&a.ramp, "/s"),

@@ -45,7 +45,7 @@ pub mod vu;
 
 pub use client::{HttpError, RequestBuilder, Response, delete, get, head, patch, post, put, request};
 pub use metrics::{Metric, check};
-pub use plan::{Plan, WaitTime, between, constant, constant_pacing};
+pub use plan::{Plan, WaitTime, between, constant, constant_pacing, constant_throughput};
 pub use user::{Error, TaskResult, User};
 
 /// Everything a scenario usually needs.
@@ -54,14 +54,14 @@ pub mod prelude {
     pub use crate::vu::{self, Level};
     pub use crate::{
         Error, HttpError, Metric, Plan, Response, TaskResult, User, WaitTime, between, check, constant,
-        constant_pacing, delete, get, head, patch, post, put, request,
+        constant_pacing, constant_throughput, delete, get, head, patch, post, put, request,
     };
 }
 
 /// Glue used by `export_user!`; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::user::{describe, on_start, on_stop, run_task};
+    pub use crate::user::{describe, on_start, on_stop, run_task, setup, teardown};
     pub use wit_bindgen;
 
     pub mod bindings {
@@ -97,6 +97,14 @@ macro_rules! export_user {
                 }
                 fn on_stop() -> ::core::result::Result<(), ::std::string::String> {
                     $crate::__private::on_stop::<$user>()
+                }
+                fn setup() -> ::core::result::Result<::core::option::Option<::std::string::String>, ::std::string::String> {
+                    $crate::__private::setup::<$user>()
+                }
+                fn teardown(
+                    data: ::core::option::Option<::std::string::String>,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::teardown::<$user>(data)
                 }
             }
 

@@ -28,6 +28,13 @@ pub fn constant(secs_: f64) -> WaitTime {
     WaitTime::Constant(secs(secs_))
 }
 
+/// Waits whatever keeps each user at `tasks_per_second` tasks per second at most (Locust
+/// `constant_throughput`): task starts `1 / tasks_per_second` seconds apart.
+pub fn constant_throughput(tasks_per_second: f64) -> WaitTime {
+    let per = if tasks_per_second > 0.0 { 1.0 / tasks_per_second } else { 0.0 };
+    WaitTime::ConstantPacing(secs(per))
+}
+
 /// Waits whatever makes task starts `secs` seconds apart (Locust `constant_pacing`).
 pub fn constant_pacing(secs_: f64) -> WaitTime {
     WaitTime::ConstantPacing(secs(secs_))
@@ -46,6 +53,12 @@ pub struct Plan<U> {
     run_time: Option<Duration>,
     host: Option<String>,
     thresholds: Vec<String>,
+    iterations: Option<u64>,
+    shared_iterations: Option<u64>,
+    stages: Vec<(f64, Duration)>,
+    arrival_rate: Option<f64>,
+    max_vus: Option<u32>,
+    shape: Vec<(Duration, u32, f64)>,
 }
 
 impl<U> Default for Plan<U> {
@@ -58,6 +71,12 @@ impl<U> Default for Plan<U> {
             run_time: None,
             host: None,
             thresholds: Vec::new(),
+            iterations: None,
+            shared_iterations: None,
+            stages: Vec::new(),
+            arrival_rate: None,
+            max_vus: None,
+            shape: Vec::new(),
         }
     }
 }
@@ -122,8 +141,49 @@ impl<U> Plan<U> {
         self
     }
 
+    /// Each user stops after this many iterations (k6 `per-vu-iterations`).
+    pub fn iterations(mut self, n: u64) -> Self {
+        self.iterations = Some(n);
+        self
+    }
+
+    /// The users share this many iterations in all (k6 `shared-iterations`).
+    pub fn shared_iterations(mut self, n: u64) -> Self {
+        self.shared_iterations = Some(n);
+        self
+    }
+
+    /// Ramps the users from 0 through `(target, duration)` stages (k6 `ramping-vus`); with
+    /// [`arrival_rate`](Self::arrival_rate), ramps the rate instead (k6
+    /// `ramping-arrival-rate`).
+    pub fn stages(mut self, stages: &[(f64, Duration)]) -> Self {
+        self.stages = stages.to_vec();
+        self
+    }
+
+    /// Starts this many iterations per second whatever the response times (k6
+    /// `constant-arrival-rate`); `users` is then the number of users started beforehand.
+    pub fn arrival_rate(mut self, per_second: f64) -> Self {
+        self.arrival_rate = Some(per_second);
+        self
+    }
+
+    /// With `arrival_rate`: the most users started when every user is busy.
+    pub fn max_vus(mut self, n: u32) -> Self {
+        self.max_vus = Some(n);
+        self
+    }
+
+    /// A Locust load shape: `(until, users, spawn_rate)` steps; until each step's time the
+    /// user count moves to its `users` at its `spawn_rate`, and the run ends after the last.
+    pub fn shape(mut self, steps: &[(Duration, u32, f64)]) -> Self {
+        self.shape = steps.to_vec();
+        self
+    }
+
     pub(crate) fn to_wit(&self) -> wit::Plan {
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let ms64 = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         wit::Plan {
             tasks: self
                 .tasks
@@ -139,9 +199,19 @@ impl<U> Plan<U> {
             options: wit::Options {
                 users: self.users,
                 spawn_rate: self.spawn_rate,
-                run_time_ms: self.run_time.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                run_time_ms: self.run_time.map(ms64),
                 host: self.host.clone(),
                 thresholds: self.thresholds.clone(),
+                iterations: self.iterations,
+                shared_iterations: self.shared_iterations,
+                stages: self.stages.iter().map(|&(target, d)| wit::Stage { target, duration_ms: ms64(d) }).collect(),
+                arrival_rate: self.arrival_rate,
+                max_vus: self.max_vus,
+                shape: self
+                    .shape
+                    .iter()
+                    .map(|&(until, users, spawn_rate)| wit::ShapeStep { until_ms: ms64(until), users, spawn_rate })
+                    .collect(),
             },
         }
     }

@@ -20,6 +20,18 @@ pub trait User: Default + 'static {
     fn on_stop(&mut self) -> TaskResult {
         Ok(())
     }
+
+    /// Runs once before any user starts, on an instance of its own (k6 `setup`): create
+    /// test data, fetch a token. What it returns reaches every user through
+    /// [`vu::setup_data`](crate::vu::setup_data). An error stops the run before it starts.
+    fn setup() -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
+    /// Runs once after every user has stopped, with what `setup` returned (k6 `teardown`).
+    fn teardown(_data: Option<String>) -> TaskResult {
+        Ok(())
+    }
 }
 
 /// What a task returns. An error is recorded under the task's name (requests it made are
@@ -101,4 +113,14 @@ pub fn run_task<U: User>(index: u32) -> Result<(), String> {
 #[doc(hidden)]
 pub fn on_stop<U: User>() -> Result<(), String> {
     outcome(with_user::<U, _>(U::on_stop))
+}
+
+#[doc(hidden)]
+pub fn setup<U: User>() -> Result<Option<String>, String> {
+    U::setup().map_err(|e| e.0)
+}
+
+#[doc(hidden)]
+pub fn teardown<U: User>(data: Option<String>) -> Result<(), String> {
+    outcome(U::teardown(data))
 }

@@ -25,3 +25,8 @@ pub fn sleep(duration: Duration) {
 pub fn log(level: Level, message: &str) {
     wit::log(level, message);
 }
+
+/// What the scenario's `User::setup` returned, if anything (k6's `data` argument).
+pub fn setup_data() -> Option<String> {
+    wit::setup_data()
+}

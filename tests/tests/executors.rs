@@ -170,3 +170,86 @@ fn conflicting_or_malformed_load_flags_are_refused_before_the_run() {
         assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn setup_runs_once_before_the_users_and_teardown_once_after() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_SETUP", "/setup")
+        .env("PROBE_TEARDOWN", "/teardown")
+        .args(&["-u", "3", "-r", "100", "--iterations", "4"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let hits = server.hits();
+    assert_eq!(hits.first().map(|h| h.path.as_str()), Some("/setup"), "setup comes first");
+    assert_eq!(hits.last().map(|h| h.path.as_str()), Some("/teardown"), "teardown comes last");
+    assert_eq!((server.count("/setup"), server.count("/teardown"), server.count("/")), (1, 1, 12));
+    for hit in hits.iter().filter(|h| h.path != "/setup") {
+        assert_eq!(hit.headers.get("x-setup").map(String::as_str), Some("token-200"), "{hit:?}");
+    }
+    // Their requests count like any other.
+    assert_eq!(run.requests(), 14);
+}
+
+#[test]
+fn a_failing_setup_stops_the_run_before_any_user_starts() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_SETUP_FAIL", "1")
+        .args(&["-u", "3", "--iterations", "4"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error: the scenario's setup failed, so no user was started: no test data"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.total(), 0);
+}
+
+#[test]
+fn a_load_shape_in_the_plan_moves_users_at_its_spawn_rates() {
+    let server = Server::start();
+    // 4 users at 8/s until 1 s, then down to 1 user at 10/s until 2 s; then the run ends.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_SHAPE", "1000:4:8;2000:1:10")
+        .env("PROBE_WAIT", "constant:50")
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.report()["run"]["executor"], "load-shape");
+    let hits = server.hits();
+    let start = hits.iter().map(|h| h.at).min().expect("hits");
+    let mut last_seen: BTreeMap<u32, Duration> = BTreeMap::new();
+    for hit in &hits {
+        last_seen.insert(hit.vu.expect("x-vu"), hit.at - start);
+    }
+    assert_eq!(last_seen.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    // Down from 4 at 10/s from 1 s: VU 4 leaves at about 1.05 s, VU 2 at about 1.25 s.
+    for vu in 2..=4 {
+        let left = last_seen[&vu].as_secs_f64();
+        assert!((0.9..1.5).contains(&left), "VU {vu} last seen at {left:.2}s");
+    }
+    assert!(last_seen[&1].as_secs_f64() > 1.7, "VU 1 stays to the end: {:?}", last_seen[&1]);
+}
+
+#[test]
+fn an_arrival_rate_in_the_plan_is_used_unless_load_flags_replace_it() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE).host(&server).env("PROBE_ARRIVAL", "50").args(&["-t", "2s"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.report()["run"]["executor"], "constant-arrival-rate");
+    assert!((95..=101).contains(&server.total()), "{} requests at 50/s for 2 s", server.total());
+
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_ARRIVAL", "50")
+        .args(&["-u", "2", "--iterations", "3"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(run.report()["run"]["executor"], "per-vu-iterations");
+    assert_eq!(server.total(), 6);
+}

@@ -174,3 +174,16 @@ fn the_stop_timeout_interrupts_tasks_that_do_not_finish() {
     assert_eq!(run.requests(), 3, "requests finished before the interruption are kept");
     assert!(run.stderr.contains("Stop timeout"), "{}", run.stderr);
 }
+
+#[test]
+fn constant_throughput_caps_each_users_task_rate() {
+    let server = Server::start();
+    // Locust's constant_throughput(5): at most 5 tasks per second, so starts 200 ms apart.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "throughput:5")
+        .args(&["-u", "1", "--iterations", "5"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_gaps(&server, 5, Duration::from_millis(195)..Duration::from_millis(300));
+}

@@ -16,6 +16,12 @@
 //! - `PROBE_STOP_PATH`: request this path in `on_stop`.
 //! - `PROBE_START_ERROR=1`: `on_start` fails, so the user never runs a task.
 //! - `PROBE_TIMEOUT_MS`: the request timeout.
+//! - `PROBE_WAIT=throughput:N`: Locust's `constant_throughput(N)` (N tasks per second).
+//! - `PROBE_SHAPE`: `until_ms:users:spawn_rate;...`, a Locust load shape in the plan.
+//! - `PROBE_ARRIVAL`: an arrival rate (iterations per second) in the plan's options.
+//! - `PROBE_SETUP`: `setup` requests this path and returns `token-<status>`; every request
+//!   then carries it in `x-setup`. `PROBE_SETUP_FAIL=1`: `setup` fails instead.
+//! - `PROBE_TEARDOWN`: `teardown` requests this path, with the setup data in `x-setup`.
 //! - `PROBE_METRICS=1`: after each request, checks `status is 200` and `body is ok`, and
 //!   records custom metrics: counter `probe_hits`, trend `probe_body_bytes`, rate
 //!   `probe_ok` (status below 400) and gauge `probe_vu` (the VU id, tagged `path`).
@@ -43,6 +49,7 @@ struct Probe {
     error: bool,
     timeout: Option<Duration>,
     metrics: bool,
+    setup_data: Option<String>,
 }
 
 impl Default for Probe {
@@ -56,6 +63,7 @@ impl Default for Probe {
             error: env("PROBE_ERROR").is_some(),
             timeout: env_num("PROBE_TIMEOUT_MS").map(Duration::from_millis),
             metrics: env("PROBE_METRICS").is_some(),
+            setup_data: vu::setup_data(),
         }
     }
 }
@@ -73,7 +81,38 @@ impl User for Probe {
             let weight = weight.parse().unwrap_or(1);
             plan = plan.weighted(name, weight, move |probe: &mut Probe| probe.hit(&path));
         }
+        if let Some(shape) = env("PROBE_SHAPE") {
+            let steps: Vec<(Duration, u32, f64)> = shape
+                .split(';')
+                .filter_map(|step| {
+                    let mut parts = step.split(':');
+                    let until = parts.next()?.parse().ok()?;
+                    Some((Duration::from_millis(until), parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+                })
+                .collect();
+            plan = plan.shape(&steps);
+        }
+        if let Some(rate) = env("PROBE_ARRIVAL").and_then(|r| r.parse().ok()) {
+            plan = plan.arrival_rate(rate).users(2).max_vus(10);
+        }
         plan
+    }
+
+    fn setup() -> Result<Option<String>, Error> {
+        if env("PROBE_SETUP_FAIL").is_some() {
+            return Err(Error::msg("no test data"));
+        }
+        match env("PROBE_SETUP") {
+            Some(path) => Ok(Some(format!("token-{}", get(path).send()?.status()))),
+            None => Ok(None),
+        }
+    }
+
+    fn teardown(data: Option<String>) -> TaskResult {
+        if let Some(path) = env("PROBE_TEARDOWN") {
+            get(path).header("x-setup", data.unwrap_or_default()).send()?;
+        }
+        Ok(())
     }
 
     fn on_start(&mut self) -> TaskResult {
@@ -106,6 +145,7 @@ fn wait_time() -> WaitTime {
         Some("constant") => constant(ms(parts.next())),
         Some("between") => between(ms(parts.next()), ms(parts.next())),
         Some("pacing") => constant_pacing(ms(parts.next())),
+        Some("throughput") => constant_throughput(parts.next().and_then(|v| v.parse().ok()).unwrap_or(1.0)),
         _ => WaitTime::None,
     }
 }
@@ -118,6 +158,9 @@ impl Probe {
         let mut request = wasmload::request(&self.method, path).header("x-vu", vu::id().to_string());
         if let Some(name) = &self.name {
             request = request.name(name.clone());
+        }
+        if let Some(data) = &self.setup_data {
+            request = request.header("x-setup", data.clone());
         }
         if let Some(timeout) = self.timeout {
             request = request.timeout(timeout);

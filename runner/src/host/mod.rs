@@ -24,6 +24,8 @@ pub struct HostShared {
     /// `--env KEY=VALUE` pairs: the only environment a guest sees.
     pub env: Vec<(String, String)>,
     pub limits: GuestLimits,
+    /// What the scenario's `setup` returned, for `vu.setup-data`.
+    pub setup_data: Option<Arc<str>>,
 }
 
 /// The data of one VU's `Store`.
@@ -43,6 +45,7 @@ pub struct VuState {
     limits: GuestLimits,
     /// Guest compute since the VU last waited on the host.
     pub clock: GuestClock,
+    setup_data: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for VuState {
@@ -68,6 +71,7 @@ impl VuState {
             recorder,
             limits: shared.limits,
             clock: GuestClock::default(),
+            setup_data: shared.setup_data.clone(),
         }
     }
 

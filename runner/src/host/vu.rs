@@ -22,6 +22,10 @@ impl Host for VuState {
         self.clock.reset();
     }
 
+    async fn setup_data(&mut self) -> Option<String> {
+        self.setup_data.as_deref().map(str::to_owned)
+    }
+
     async fn log(&mut self, level: LogLevel, message: String) {
         let level = match level {
             LogLevel::Debug => "DEBUG",

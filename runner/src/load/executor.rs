@@ -19,6 +19,41 @@ pub enum Executor {
     /// Iterations start at the rate (per second) that `ramp` gives, whatever the response
     /// times (k6 `constant-arrival-rate` and `ramping-arrival-rate`, an open model).
     ArrivalRate(ArrivalRate),
+    /// A Locust load shape: until each step's time, the VU count moves towards the step's
+    /// users at its spawn rate; the run ends after the last step.
+    Shape(Vec<ShapeStep>),
+}
+
+/// A step of a Locust load shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShapeStep {
+    /// Since the start of the run.
+    pub until: Duration,
+    pub users: u32,
+    /// Users started (or stopped) per second.
+    pub spawn_rate: f64,
+}
+
+/// Where a load shape's VU count goes, tick by tick.
+#[derive(Debug, Clone)]
+pub struct ShapeLevel {
+    steps: Vec<ShapeStep>,
+    level: f64,
+}
+
+impl ShapeLevel {
+    pub fn new(steps: Vec<ShapeStep>) -> Self {
+        Self { steps, level: 0.0 }
+    }
+
+    /// The VU count `dt` after the previous call, at `t` after the start.
+    pub fn advance(&mut self, t: Duration, dt: Duration) -> f64 {
+        let Some(step) = self.steps.iter().find(|s| t < s.until).or(self.steps.last()) else { return 0.0 };
+        let target = f64::from(step.users);
+        let most = step.spawn_rate * dt.as_secs_f64();
+        self.level += (target - self.level).clamp(-most, most);
+        self.level
+    }
 }
 
 /// The open model's settings.
@@ -45,6 +80,7 @@ impl Executor {
             Self::RampingVus { .. } => "ramping-vus",
             Self::ArrivalRate(a) if a.ramp.stages.is_empty() => "constant-arrival-rate",
             Self::ArrivalRate(_) => "ramping-arrival-rate",
+            Self::Shape(_) => "load-shape",
         }
     }
 
@@ -54,6 +90,7 @@ impl Executor {
             Self::Users { users, .. } | Self::SharedIterations { users, .. } => *users,
             Self::RampingVus { ramp } => ramp.peak().ceil() as u32,
             Self::ArrivalRate(a) => a.max_vus,
+            Self::Shape(steps) => steps.iter().map(|s| s.users).max().unwrap_or(0),
         }
     }
 
@@ -62,6 +99,7 @@ impl Executor {
         match self {
             Self::RampingVus { ramp } => Some(ramp.duration()),
             Self::ArrivalRate(a) if !a.ramp.stages.is_empty() => Some(a.ramp.duration()),
+            Self::Shape(steps) => steps.iter().map(|s| s.until).max(),
             _ => None,
         }
     }
@@ -235,6 +273,18 @@ mod tests {
         assert_eq!(ramp.at(secs(100.0)), 0.0);
         assert_eq!(ramp.duration(), secs(20.0));
         assert_eq!(ramp.peak(), 10.0);
+    }
+
+    #[test]
+    fn load_shapes_move_at_their_spawn_rate() {
+        let mut shape = ShapeLevel::new(vec![
+            ShapeStep { until: secs(10.0), users: 10, spawn_rate: 2.0 },
+            ShapeStep { until: secs(20.0), users: 4, spawn_rate: 1.0 },
+        ]);
+        let tick = secs(1.0);
+        let levels: Vec<f64> = (1..=20).map(|t| shape.advance(secs(f64::from(t) - 0.5), tick)).collect();
+        assert_eq!(&levels[..6], &[2.0, 4.0, 6.0, 8.0, 10.0, 10.0]);
+        assert_eq!(&levels[10..17], &[9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 4.0]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod arrival;
 mod call;
 mod executor;
+pub mod hooks;
 mod ramp;
 mod vu;
 mod wait;
@@ -23,7 +24,7 @@ use crate::host::HostShared;
 use crate::output::console;
 use crate::plan::LoadedPlan;
 use crate::stats::Recorder;
-pub use executor::{ArrivalRate, Executor, Ramp, Stage, Stages, parse_rate, parse_stages};
+pub use executor::{ArrivalRate, Executor, Ramp, ShapeStep, Stage, Stages, parse_rate, parse_stages};
 pub use wait::wait_after;
 pub use workers::Workers;
 
@@ -91,7 +92,7 @@ impl VuContext {
             Executor::Users { users, .. } | Executor::SharedIterations { users, .. } => *users,
             Executor::ArrivalRate(a) => a.pre_allocated,
             // VUs come and go with the stages: nothing to announce.
-            Executor::RampingVus { .. } => 0,
+            Executor::RampingVus { .. } | Executor::Shape(_) => 0,
         };
         Self { plan, shared, recorder, population, weights, users, spawn_started: Instant::now() }
     }
@@ -163,7 +164,10 @@ pub async fn run(context: Arc<VuContext>, executor: Executor, phase: watch::Rece
             let left = Arc::new(AtomicU64::new(iterations));
             spawn_at_rate(&mut spawner, users, f64::INFINITY, phase, || vu::Work::Shared(left.clone())).await
         }
-        Executor::RampingVus { ramp } => ramp::run(&mut spawner, ramp, phase).await,
+        Executor::RampingVus { ramp } => ramp::run(&mut spawner, ramp::Course::Ramp(ramp), phase).await,
+        Executor::Shape(steps) => {
+            ramp::run(&mut spawner, ramp::Course::Shape(executor::ShapeLevel::new(steps)), phase).await
+        }
         Executor::ArrivalRate(arrival) => arrival::run(&mut spawner, arrival, phase).await,
     }
     spawner.join().await;

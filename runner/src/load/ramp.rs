@@ -1,4 +1,5 @@
-//! k6's `ramping-vus`: the number of VUs follows linear stages. VUs are started in the
+//! k6's `ramping-vus` and Locust's load shapes: the number of VUs follows linear stages (or
+//! a shape's steps at their spawn rates). VUs are started in the
 //! lowest free seats (so VU ids stay between 1 and the peak); when the target falls, the
 //! VUs in the highest seats are asked to leave, and each finishes its current iteration
 //! and runs `on_stop` first (a graceful ramp-down).
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::executor::Ramp;
+use super::executor::{Ramp, ShapeLevel};
 use super::vu::Work;
 use super::{Phase, Spawner};
 
@@ -59,10 +60,17 @@ impl Seat {
     }
 }
 
-/// Follows `ramp` until the phase leaves `Running`.
-pub async fn run(spawner: &mut Spawner, ramp: Ramp, mut phase: watch::Receiver<Phase>) {
+/// What the VU count follows.
+pub enum Course {
+    Ramp(Ramp),
+    Shape(ShapeLevel),
+}
+
+/// Follows `course` until the phase leaves `Running`.
+pub async fn run(spawner: &mut Spawner, mut course: Course, mut phase: watch::Receiver<Phase>) {
     let mut seats: Vec<Option<Arc<Seat>>> = Vec::new();
     let start = Instant::now();
+    let mut last = start;
     let mut tick = tokio::time::interval(RAMP_TICK);
     loop {
         tokio::select! {
@@ -70,7 +78,13 @@ pub async fn run(spawner: &mut Spawner, ramp: Ramp, mut phase: watch::Receiver<P
             _ = phase.wait_for(|p| *p != Phase::Running) => break,
             _ = tick.tick() => {}
         }
-        let target = ramp.at(start.elapsed()).round() as usize;
+        let now = Instant::now();
+        let level = match &mut course {
+            Course::Ramp(ramp) => ramp.at(now - start),
+            Course::Shape(shape) => shape.advance(now - start, now - last),
+        };
+        last = now;
+        let target = level.round() as usize;
         let mut active = seats.iter().filter(|s| Seat::active(s)).count();
         let mut i = 0;
         while active < target {

@@ -242,7 +242,7 @@ fn pick(cumulative: &[u64], rng: &mut fastrand::Rng) -> usize {
 
 /// Why a guest call failed, in one line: the trap (`the guest trapped: wasm trap: call
 /// stack exhausted`) or the sandbox limit that stopped it, without wasmtime's backtrace.
-fn stopped(e: &wasmtime::Error) -> String {
+pub(super) fn stopped(e: &wasmtime::Error) -> String {
     let cause = e.root_cause().to_string();
     let cause = cause.lines().next().unwrap_or_default();
     if e.downcast_ref::<wasmtime::Trap>().is_some() {
