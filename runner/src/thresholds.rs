@@ -28,6 +28,8 @@ pub const EXIT_THRESHOLDS_FAILED: i32 = 99;
 #[derive(Debug, Clone, PartialEq)]
 enum Metric {
     HttpReqDuration,
+    /// k6's `http_req_connecting`, `http_req_waiting` and `http_req_receiving`.
+    HttpReqPhase(Phase),
     HttpReqFailed,
     HttpReqs,
     IterationDuration,
@@ -35,6 +37,13 @@ enum Metric {
     DroppedIterations,
     Checks,
     Custom(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Connecting,
+    Waiting,
+    Receiving,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,6 +123,9 @@ fn parse(text: &str) -> Result<Threshold, String> {
     };
     let metric = match name.trim() {
         "http_req_duration" => Metric::HttpReqDuration,
+        "http_req_connecting" => Metric::HttpReqPhase(Phase::Connecting),
+        "http_req_waiting" => Metric::HttpReqPhase(Phase::Waiting),
+        "http_req_receiving" => Metric::HttpReqPhase(Phase::Receiving),
         "http_req_failed" => Metric::HttpReqFailed,
         "http_reqs" => Metric::HttpReqs,
         "iteration_duration" => Metric::IterationDuration,
@@ -124,7 +136,9 @@ fn parse(text: &str) -> Result<Threshold, String> {
         custom => Metric::Custom(custom.to_owned()),
     };
     let allowed_tags: &[&str] = match metric {
-        Metric::HttpReqDuration | Metric::HttpReqFailed | Metric::HttpReqs => &["name", "method"],
+        Metric::HttpReqDuration | Metric::HttpReqPhase(_) | Metric::HttpReqFailed | Metric::HttpReqs => {
+            &["name", "method"]
+        }
         Metric::Checks => &["check"],
         Metric::Custom(_) => &[],
         _ => &["-"],
@@ -178,7 +192,7 @@ fn parse_stat(text: &str) -> Result<Stat, String> {
 
 fn check_stat(metric: &Metric, stat: Stat) -> Result<(), String> {
     let ok = match metric {
-        Metric::HttpReqDuration | Metric::IterationDuration => {
+        Metric::HttpReqDuration | Metric::HttpReqPhase(_) | Metric::IterationDuration => {
             matches!(stat, Stat::Avg | Stat::Min | Stat::Max | Stat::Med | Stat::Percentile(_))
         }
         Metric::HttpReqFailed | Metric::Checks => stat == Stat::Rate,
@@ -194,7 +208,7 @@ fn parse_limit(text: &str, metric: &Metric) -> Result<f64, String> {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a number"))?;
-    let duration = matches!(metric, Metric::HttpReqDuration | Metric::IterationDuration);
+    let duration = matches!(metric, Metric::HttpReqDuration | Metric::HttpReqPhase(_) | Metric::IterationDuration);
     let scale = match (unit.trim(), duration) {
         ("", _) => 1.0,
         ("%", false) => 0.01,
@@ -248,21 +262,17 @@ impl Threshold {
                     _ => return None,
                 })
             }
-            Metric::IterationDuration => {
-                let h = stats.iteration_durations();
-                if h.is_empty() {
-                    return None;
-                }
-                let ms = |us: u64| us as f64 / 1000.0;
-                Some(match self.stat {
-                    Stat::Avg => h.mean() / 1000.0,
-                    Stat::Min => ms(h.min()),
-                    Stat::Max => ms(h.max()),
-                    Stat::Med => ms(h.value_at_quantile(0.5)),
-                    Stat::Percentile(p) => ms(h.value_at_quantile(p / 100.0)),
-                    _ => return None,
-                })
+            Metric::HttpReqPhase(phase) => {
+                let (name, method) = (self.tag("name"), self.tag("method"));
+                let entry = stats.requests_where(|m, n| name.is_none_or(|x| x == n) && method.is_none_or(|x| x == m));
+                let h = match phase {
+                    Phase::Connecting => &entry.connecting,
+                    Phase::Waiting => &entry.waiting,
+                    Phase::Receiving => &entry.receiving,
+                };
+                trend_value(h, self.stat)
             }
+            Metric::IterationDuration => trend_value(stats.iteration_durations(), self.stat),
             Metric::Iterations | Metric::DroppedIterations => {
                 let (ran, dropped) = stats.iteration_counts();
                 let n = if self.metric == Metric::Iterations { ran } else { dropped };
@@ -280,6 +290,22 @@ impl Threshold {
             }
         }
     }
+}
+
+/// A duration histogram's statistic, in milliseconds; `None` when empty.
+fn trend_value(h: &hdrhistogram::Histogram<u64>, stat: Stat) -> Option<f64> {
+    if h.is_empty() {
+        return None;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Some(match stat {
+        Stat::Avg => h.mean() / 1000.0,
+        Stat::Min => ms(h.min()),
+        Stat::Max => ms(h.max()),
+        Stat::Med => ms(h.value_at_quantile(0.5)),
+        Stat::Percentile(p) => ms(h.value_at_quantile(p / 100.0)),
+        _ => return None,
+    })
 }
 
 /// A custom series' statistic; `per_unit` is 1 / elapsed seconds (for counters' rates).
@@ -364,6 +390,7 @@ mod tests {
                 name,
                 elapsed_us: i * 1000,
                 corrected_us: None,
+                phases: None,
                 bytes: 0,
                 outcome,
             });

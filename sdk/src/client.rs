@@ -149,6 +149,23 @@ impl Response {
         Duration::from_micros(self.inner.elapsed_us)
     }
 
+    /// Time spent opening a new connection for this request (TCP, TLS); `None` when a
+    /// kept-alive connection was used (k6 `timings.connecting`).
+    pub fn connecting(&self) -> Option<Duration> {
+        self.inner.timings.connect_us.map(Duration::from_micros)
+    }
+
+    /// Time from sending the request to the first byte of the response: time to first byte
+    /// (k6 `timings.waiting`).
+    pub fn waiting(&self) -> Duration {
+        Duration::from_micros(self.inner.timings.waiting_us)
+    }
+
+    /// Time from the first to the last byte of the response (k6 `timings.receiving`).
+    pub fn receiving(&self) -> Duration {
+        Duration::from_micros(self.inner.timings.receiving_us)
+    }
+
     /// Marks a `catch_response` request successful whatever its status.
     pub fn success(self) {
         wit::report(self.inner.id, Ok(()));

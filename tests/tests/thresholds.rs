@@ -113,3 +113,30 @@ fn a_malformed_threshold_is_refused_before_anything_is_sent() {
     assert!(run.stderr.contains("`p95` is not avg, min, max, med, p(N)"), "{}", run.stderr);
     assert_eq!(server.total(), 0);
 }
+
+#[test]
+fn request_time_is_broken_down_into_connecting_waiting_and_receiving() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_METRICS", "1")
+        .env("PROBE_TASKS", "slow:1:/delay/100")
+        .args(&["-u", "2", "-r", "100", "--iterations", "3"])
+        .args(&["--threshold", "http_req_waiting:min>=100", "--threshold", "http_req_connecting:max<100ms"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout, run.stderr);
+    let timings = &run.row("GET", "/delay/100")["timings"];
+    assert_eq!(timings["connections_opened"], 2, "one kept-alive connection per user: {timings}");
+    let waiting = timings["avg_waiting_ms"].as_f64().expect("waiting");
+    let receiving = timings["avg_receiving_ms"].as_f64().expect("receiving");
+    let total = run.row("GET", "/delay/100")["avg_ms"].as_f64().expect("avg");
+    assert!(waiting >= 100.0 && waiting <= total, "waiting {waiting} of {total} ms");
+    assert!(receiving < 5.0, "receiving {receiving} ms of a 2-byte body");
+    // The guest sees the same time to first byte in its response.
+    let guest = run.report()["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "probe_waiting_ms"))
+        .expect("probe_waiting_ms");
+    assert!(guest["min"].as_f64().expect("min") >= 100.0, "{guest}");
+    assert!(run.stdout.contains("Where the time went"), "{}", run.stdout);
+}

@@ -24,7 +24,8 @@
 //! - `PROBE_TEARDOWN`: `teardown` requests this path, with the setup data in `x-setup`.
 //! - `PROBE_METRICS=1`: after each request, checks `status is 200` and `body is ok`, and
 //!   records custom metrics: counter `probe_hits`, trend `probe_body_bytes`, rate
-//!   `probe_ok` (status below 400) and gauge `probe_vu` (the VU id, tagged `path`).
+//!   `probe_ok` (status below 400), gauge `probe_vu` (the VU id, tagged `path`) and trend
+//!   `probe_waiting_ms` (the response's time to first byte as the host measured it).
 
 use std::time::Duration;
 
@@ -177,6 +178,7 @@ impl Probe {
             Metric::trend("probe_body_bytes").add(response.body().len() as f64);
             Metric::rate("probe_ok").add_bool(response.status() < 400);
             Metric::gauge("probe_vu").add_tagged(f64::from(vu::id()), &[("path", path)]);
+            Metric::trend("probe_waiting_ms").add(response.waiting().as_secs_f64() * 1000.0);
         }
         if let Some(sleep) = self.sleep {
             vu::sleep(sleep);

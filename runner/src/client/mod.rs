@@ -8,7 +8,7 @@ mod target;
 mod tls;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -63,6 +63,23 @@ pub struct Incoming {
     pub body: Vec<u8>,
     /// Bytes of body received, kept or not.
     pub body_len: u64,
+    pub phases: Phases,
+}
+
+/// Where a request's time went (k6's `http_req_connecting`, `http_req_waiting` and
+/// `http_req_receiving`), in microseconds. Their sum is about the request's total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Opening a new connection (TCP, TLS, HTTP/1 handshake); `None` on a kept-alive one.
+    pub connect_us: Option<u64>,
+    /// From sending the request to the response's head (time to first byte).
+    pub waiting_us: u64,
+    /// From the response's head to its last body byte.
+    pub receiving_us: u64,
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Why a request produced no response.
@@ -166,19 +183,26 @@ impl VuClient {
     }
 
     async fn exchange(&mut self, target: &Target, request: Request<Full<Bytes>>) -> Result<Incoming, SendError> {
+        let started = Instant::now();
         let (mut sender, reused) = self.connection(&target.origin).await?;
+        let mut connect_us = (!reused).then(|| micros(started.elapsed()));
+        let mut sent = Instant::now();
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
             // A kept-alive connection the server has just closed gives the request back
             // unsent; every client retries that once on a fresh connection.
             Err(mut e) => match (reused, e.take_message()) {
                 (true, Some(request)) => {
+                    let opening = Instant::now();
                     sender = self.open(&target.origin).await?.0;
+                    connect_us = Some(micros(opening.elapsed()));
+                    sent = Instant::now();
                     sender.send_request(request).await.map_err(|e| SendError::Protocol(describe(&e)))?
                 }
                 _ => return Err(SendError::Protocol(describe(e.error()))),
             },
         };
+        let head = Instant::now();
         let (parts, mut body) = response.into_parts();
         let mut kept = Vec::new();
         let mut body_len = 0u64;
@@ -190,6 +214,7 @@ impl VuClient {
                 kept.extend_from_slice(&data[..data.len().min(room)]);
             }
         }
+        let receiving_us = micros(head.elapsed());
         // Hand the connection back for the next request (unless the server closes it).
         if !sender.is_closed() {
             self.connections.push(Connection { origin: target.origin.clone(), sender });
@@ -205,6 +230,7 @@ impl VuClient {
             headers,
             body: kept,
             body_len,
+            phases: Phases { connect_us, waiting_us: micros(head.duration_since(sent)), receiving_us },
         })
     }
 

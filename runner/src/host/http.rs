@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::VuState;
-use crate::bindings::http::{Host, HttpError, Request, Response};
-use crate::client::{Outgoing, SendError};
+use crate::bindings::http::{Host, HttpError, Request, Response, Timings};
+use crate::client::{Outgoing, Phases, SendError};
 use crate::limits::{MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
 
@@ -19,6 +19,7 @@ struct Pending {
     name: String,
     elapsed_us: u64,
     corrected_us: Option<u64>,
+    phases: Option<Phases>,
     bytes: u64,
     /// The outcome if the guest says nothing: the status-based failure message, if any.
     default_failure: Option<String>,
@@ -31,6 +32,7 @@ impl Pending {
             name: &self.name,
             elapsed_us: self.elapsed_us,
             corrected_us: self.corrected_us,
+            phases: self.phases,
             bytes: self.bytes,
             outcome: match outcome {
                 Ok(()) => Outcome::Success,
@@ -113,6 +115,7 @@ impl Host for VuState {
                     name: &name,
                     elapsed_us,
                     corrected_us,
+                    phases: None,
                     bytes: 0,
                     outcome: Outcome::Failure(&message),
                 });
@@ -126,13 +129,34 @@ impl Host for VuState {
         };
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
         let id = self.pending.next_id();
-        let pending = Pending { id, method, name, elapsed_us, corrected_us, bytes: incoming.body_len, default_failure };
+        let phases = incoming.phases;
+        let pending = Pending {
+            id,
+            method,
+            name,
+            elapsed_us,
+            corrected_us,
+            phases: Some(phases),
+            bytes: incoming.body_len,
+            default_failure,
+        };
         if catch_response {
             self.pending.push(pending, &self.recorder);
         } else {
             pending.record_default(&self.recorder);
         }
-        Ok(Response { id, status: incoming.status, headers: incoming.headers, body: incoming.body, elapsed_us })
+        Ok(Response {
+            id,
+            status: incoming.status,
+            headers: incoming.headers,
+            body: incoming.body,
+            elapsed_us,
+            timings: Timings {
+                connect_us: phases.connect_us,
+                waiting_us: phases.waiting_us,
+                receiving_us: phases.receiving_us,
+            },
+        })
     }
 
     async fn report(&mut self, id: u64, outcome: Result<(), String>) {

@@ -17,6 +17,8 @@ pub fn render(snapshot: &Snapshot) -> String {
     stats_table(&mut out, snapshot, width);
     out.push('\n');
     percentile_table(&mut out, snapshot, width, "Response time percentiles (milliseconds)", |r| Some(&r.percentiles));
+    out.push('\n');
+    timings_table(&mut out, snapshot, width);
     if snapshot.aggregated.corrected_percentiles.is_some() {
         out.push('\n');
         percentile_table(
@@ -98,6 +100,39 @@ fn stats_line(out: &mut String, r: &StatsRow, width: usize) {
         r.failures_per_s,
         r.avg_size_bytes.round() as u64,
     );
+}
+
+fn timings_table(out: &mut String, s: &Snapshot, width: usize) {
+    let _ = writeln!(out, "Where the time went (milliseconds; connecting over new connections only)");
+    let _ = writeln!(
+        out,
+        "{:<8} {:<width$} {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
+        "Type", "Name", "new conns", "conn avg", "conn max", "TTFB avg", "TTFB p95", "recv avg", "recv p95"
+    );
+    let rule =
+        format!("{}|{}|{}|{}|{}", "-".repeat(8), "-".repeat(width + 1), "-".repeat(31), "-".repeat(21), "-".repeat(20));
+    let _ = writeln!(out, "{rule}");
+    let line = |out: &mut String, r: &StatsRow| {
+        let t = &r.timings;
+        let _ = writeln!(
+            out,
+            "{:<8} {:<width$} {:>9} {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
+            r.method,
+            cut(&r.name, width),
+            t.connections_opened,
+            ms(t.avg_connecting_ms),
+            ms(t.max_connecting_ms),
+            ms(t.avg_waiting_ms),
+            ms(t.p95_waiting_ms),
+            ms(t.avg_receiving_ms),
+            ms(t.p95_receiving_ms),
+        );
+    };
+    for row in &s.rows {
+        line(out, row);
+    }
+    let _ = writeln!(out, "{rule}");
+    line(out, &s.aggregated);
 }
 
 fn percentile_table(
@@ -243,6 +278,7 @@ mod tests {
                 name: "/concert/<id>",
                 elapsed_us: 1_000 * (i + 1),
                 corrected_us: None,
+                phases: None,
                 bytes: 100,
                 outcome: if i == 0 { Outcome::Failure("HTTP 500 Internal Server Error") } else { Outcome::Success },
             });

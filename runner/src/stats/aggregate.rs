@@ -307,6 +307,36 @@ pub struct StatsRow {
     /// open-model (arrival-rate) runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corrected_percentiles: Option<Vec<(String, f64)>>,
+    /// Where the time went (k6's `http_req_connecting`, `_waiting`, `_receiving`).
+    pub timings: TimingsRow,
+}
+
+/// The time breakdown of one row. Milliseconds; connecting is over new connections only.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimingsRow {
+    pub connections_opened: u64,
+    pub avg_connecting_ms: f64,
+    pub max_connecting_ms: f64,
+    pub avg_waiting_ms: f64,
+    pub p95_waiting_ms: f64,
+    pub avg_receiving_ms: f64,
+    pub p95_receiving_ms: f64,
+}
+
+impl TimingsRow {
+    fn new(entry: &Entry) -> Self {
+        let mean = |h: &Histogram<u64>| if h.is_empty() { 0.0 } else { h.mean() / 1000.0 };
+        let p95 = |h: &Histogram<u64>| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(0.95)) };
+        Self {
+            connections_opened: entry.connecting.len(),
+            avg_connecting_ms: mean(&entry.connecting),
+            max_connecting_ms: if entry.connecting.is_empty() { 0.0 } else { ms(entry.connecting.max()) },
+            avg_waiting_ms: mean(&entry.waiting),
+            p95_waiting_ms: p95(&entry.waiting),
+            avg_receiving_ms: mean(&entry.receiving),
+            p95_receiving_ms: p95(&entry.receiving),
+        }
+    }
 }
 
 impl StatsRow {
@@ -330,6 +360,7 @@ impl StatsRow {
                     .map(|&(q, label)| (label.to_owned(), ms(entry.corrected_percentile_us(q).unwrap_or(0))))
                     .collect()
             }),
+            timings: TimingsRow::new(entry),
         }
     }
 
@@ -367,6 +398,7 @@ mod tests {
                             name: if t % 2 == 0 { "/a" } else { "/b" },
                             elapsed_us: 1000 + i,
                             corrected_us: None,
+                            phases: None,
                             bytes: 2,
                             outcome: if failed { Outcome::Failure("HTTP 500") } else { Outcome::Success },
                         });
@@ -393,8 +425,15 @@ mod tests {
     fn recorders_of_different_runs_do_not_mix() {
         let (mut first, rec_first) = Aggregator::new();
         let (mut second, rec_second) = Aggregator::new();
-        let sample =
-            Sample { method: "GET", name: "/", elapsed_us: 5, corrected_us: None, bytes: 0, outcome: Outcome::Success };
+        let sample = Sample {
+            method: "GET",
+            name: "/",
+            elapsed_us: 5,
+            corrected_us: None,
+            phases: None,
+            bytes: 0,
+            outcome: Outcome::Success,
+        };
         rec_first.request(&sample);
         rec_second.request(&sample);
         rec_second.request(&sample);

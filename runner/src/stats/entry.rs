@@ -2,6 +2,8 @@
 
 use hdrhistogram::Histogram;
 
+use super::Sample;
+
 /// Significant digits kept by every latency histogram (0.1 % precision).
 const SIGNIFICANT_DIGITS: u8 = 3;
 
@@ -20,6 +22,12 @@ pub struct Entry {
     /// Latencies corrected for coordinated omission (open-model runs only): each request's
     /// latency plus how late its iteration started against its schedule.
     pub corrected: Option<Histogram<u64>>,
+    /// New connections opened, and how long opening them took (microseconds).
+    pub connecting: Histogram<u64>,
+    /// Time to first byte of each response (microseconds).
+    pub waiting: Histogram<u64>,
+    /// Time from first to last byte of each response (microseconds).
+    pub receiving: Histogram<u64>,
 }
 
 impl Default for Entry {
@@ -33,6 +41,9 @@ impl Default for Entry {
             bytes: 0,
             histogram: new_histogram(),
             corrected: None,
+            connecting: new_histogram(),
+            waiting: new_histogram(),
+            receiving: new_histogram(),
         }
     }
 }
@@ -44,12 +55,18 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 impl Entry {
-    /// Adds one request; `corrected_us` is its latency from its iteration's scheduled start
-    /// (open models only).
-    pub fn record_corrected(&mut self, elapsed_us: u64, corrected_us: Option<u64>, bytes: u64, failed: bool) {
-        self.record(elapsed_us, bytes, failed);
-        if let Some(corrected) = corrected_us {
+    /// Adds one request with its corrected latency (open models) and its phases.
+    pub fn record_sample(&mut self, sample: &Sample<'_>, failed: bool) {
+        self.record(sample.elapsed_us, sample.bytes, failed);
+        if let Some(corrected) = sample.corrected_us {
             let _ = self.corrected.get_or_insert_with(new_histogram).record(corrected.max(1));
+        }
+        if let Some(phases) = sample.phases {
+            if let Some(connect) = phases.connect_us {
+                let _ = self.connecting.record(connect.max(1));
+            }
+            let _ = self.waiting.record(phases.waiting_us.max(1));
+            let _ = self.receiving.record(phases.receiving_us.max(1));
         }
     }
 
@@ -81,6 +98,9 @@ impl Entry {
         if let Some(theirs) = &other.corrected {
             let _ = self.corrected.get_or_insert_with(new_histogram).add(theirs);
         }
+        let _ = self.connecting.add(&other.connecting);
+        let _ = self.waiting.add(&other.waiting);
+        let _ = self.receiving.add(&other.receiving);
     }
 
     /// Empties the entry, keeping its allocations.
@@ -95,6 +115,9 @@ impl Entry {
         if let Some(corrected) = &mut self.corrected {
             corrected.reset();
         }
+        self.connecting.reset();
+        self.waiting.reset();
+        self.receiving.reset();
     }
 
     pub fn avg_us(&self) -> f64 {

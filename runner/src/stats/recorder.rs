@@ -11,6 +11,7 @@ use hashbrown::{Equivalent, HashMap};
 
 use super::custom::{CheckCount, MetricKind, Series, SeriesKey};
 use super::entry::{Entry, new_histogram};
+use crate::client::Phases;
 use crate::limits::MAX_METRIC_SERIES;
 
 /// One finished request, as the HTTP host saw it.
@@ -22,6 +23,8 @@ pub struct Sample<'a> {
     /// Latency from the iteration's scheduled start (open models only): `elapsed_us` plus
     /// how late the iteration started.
     pub corrected_us: Option<u64>,
+    /// Where the time went; `None` when no response arrived.
+    pub phases: Option<Phases>,
     pub bytes: u64,
     pub outcome: Outcome<'a>,
 }
@@ -113,10 +116,10 @@ impl Shard {
         let key = RequestKeyRef { method: sample.method, name: sample.name };
         let failed = matches!(sample.outcome, Outcome::Failure(_));
         match self.requests.get_mut(&key) {
-            Some(entry) => entry.record_corrected(sample.elapsed_us, sample.corrected_us, sample.bytes, failed),
+            Some(entry) => entry.record_sample(sample, failed),
             None => {
                 let mut entry = Entry::default();
-                entry.record_corrected(sample.elapsed_us, sample.corrected_us, sample.bytes, failed);
+                entry.record_sample(sample, failed);
                 self.requests
                     .insert(RequestKey { method: sample.method.to_owned(), name: sample.name.to_owned() }, entry);
             }
