@@ -14,7 +14,9 @@ mod generated {
 
 pub use generated::LoadTest;
 pub use generated::LoadTestPre;
-pub use generated::exports::wasmload::scenario::scenario::{Options, Plan, ShapeStep, Stage, Task, WaitTime};
+pub use generated::exports::wasmload::scenario::scenario::{
+    Options, Plan, ScenarioOptions, ShapeStep, Stage, Task, WaitTime,
+};
 pub use generated::wasmload::scenario::http;
 pub use generated::wasmload::scenario::metrics;
 pub use generated::wasmload::scenario::vu;

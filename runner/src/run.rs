@@ -13,10 +13,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::client::HttpShared;
-use crate::config::{Requested, RunConfig, show_duration};
+use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
-use crate::output::{console, json, summary};
+use crate::output::{console, json, starting, summary};
 use crate::plan::{self, MemoryImages};
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
@@ -57,8 +57,8 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let _ticker = EpochTicker::start(engine.clone());
     let loaded = Arc::new(plan::load(&requested.plan_path, engine, images, &probe_shared).await?);
     release_compiler_memory();
-    let cfg = requested.resolve(&loaded.plan.options)?;
-    warn_about_map_count(cfg.executor.max_users(), images);
+    let cfg = requested.resolve(&loaded.plan)?;
+    warn_about_map_count(cfg.max_users(), images);
 
     let (mut aggregator, recorder) = Aggregator::new();
     let mut shared = HostShared {
@@ -73,11 +73,21 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
         .map(Arc::from);
     let shared = Arc::new(shared);
     let population = Arc::new(Population::default());
-    let context =
-        Arc::new(VuContext::new(loaded.clone(), shared.clone(), recorder.clone(), population.clone(), &cfg.executor));
+    let named = cfg.scenarios.len() > 1;
+    let scenarios: Vec<_> = cfg
+        .scenarios
+        .iter()
+        .map(|s| {
+            let context =
+                VuContext::new(loaded.clone(), shared.clone(), recorder.clone(), population.clone(), s, named);
+            (Arc::new(context), s.clone())
+        })
+        .collect();
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
 
-    console::line(&starting_line(&cfg, &loaded));
+    for line in starting::describe(&cfg, &loaded.plan.tasks) {
+        console::line(&line);
+    }
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     aggregator.start_clock();
@@ -88,7 +98,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let mut ticker = tokio::time::interval(REPORT_INTERVAL);
     ticker.tick().await;
     let workers = Arc::new(load::Workers::start().context("cannot start the VU worker threads")?);
-    let mut load = tokio::spawn(load::run(context, cfg.executor.clone(), phase_rx, workers.clone()));
+    let mut load = tokio::spawn(load::run_scenarios(scenarios, phase_rx, workers.clone(), cfg.stop_timeout));
 
     let stop = |phase_tx: &watch::Sender<Phase>, kill_at: &mut Option<Instant>| {
         if *phase_tx.borrow() == Phase::Running {
@@ -174,17 +184,31 @@ fn finish(
         let info = json::RunInfo {
             plan: cfg.plan_path.display().to_string(),
             host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
-            executor: cfg.executor.name(),
-            users: cfg.executor.max_users(),
-            spawn_rate: match cfg.executor {
-                Executor::Users { spawn_rate, .. } => Some(spawn_rate),
+            executor: match cfg.scenarios.as_slice() {
+                [only] => only.executor.name(),
+                _ => "scenarios",
+            },
+            users: cfg.max_users(),
+            spawn_rate: match cfg.scenarios.as_slice() {
+                [ScenarioConfig { executor: Executor::Users { spawn_rate, .. }, .. }] => Some(*spawn_rate),
                 _ => None,
             },
             run_time_s: cfg.run_time.map(|t| t.as_secs_f64()),
-            iterations_per_vu: match cfg.executor {
-                Executor::Users { iterations, .. } => iterations,
+            iterations_per_vu: match cfg.scenarios.as_slice() {
+                [ScenarioConfig { executor: Executor::Users { iterations, .. }, .. }] => *iterations,
                 _ => None,
             },
+            scenarios: cfg
+                .scenarios
+                .iter()
+                .map(|s| json::ScenarioInfo {
+                    name: s.name.clone(),
+                    executor: s.executor.name(),
+                    max_users: s.executor.max_users(),
+                    start_s: s.start.as_secs_f64(),
+                    run_time_s: s.run_time.map(|t| t.as_secs_f64()),
+                })
+                .collect(),
             interrupted,
             users_failed_to_start: users_failed,
         };
@@ -202,56 +226,6 @@ fn finish(
     Ok(RunOutcome { snapshot, interrupted, exit_code })
 }
 
-fn starting_line(cfg: &RunConfig, loaded: &plan::LoadedPlan) -> String {
-    let tasks: Vec<String> = loaded.plan.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();
-    let load = match &cfg.executor {
-        Executor::Users { users, spawn_rate, .. } => format!("{users} users at {spawn_rate}/s"),
-        Executor::SharedIterations { users, iterations } => format!("{users} users sharing {iterations} iterations"),
-        Executor::RampingVus { ramp } => format!("users ramping {}", show_stages(ramp, "")),
-        Executor::Shape(steps) => {
-            let steps: Vec<String> = steps
-                .iter()
-                .map(|s| format!("{} users at {}/s until {}", s.users, s.spawn_rate, show_duration(s.until)))
-                .collect();
-            format!("load shape: {}", steps.join(", "))
-        }
-        Executor::ArrivalRate(a) => format!(
-            "iterations arriving at {} (VUs: {} started, up to {})",
-            show_stages(&a.ramp, "/s"),
-            a.pre_allocated,
-            a.max_vus
-        ),
-    };
-    let until = match (cfg.run_time, &cfg.executor) {
-        (Some(t), Executor::Users { iterations: Some(n), .. }) => {
-            format!("for {} or {n} iterations per user", show_duration(t))
-        }
-        (Some(t), _) => format!("for {}", show_duration(t)),
-        (None, Executor::Users { iterations: Some(n), .. }) => format!("for {n} iterations per user"),
-        (None, Executor::SharedIterations { .. }) => "until the iterations are done".to_owned(),
-        (None, _) => "until Ctrl-C".to_owned(),
-    };
-    format!(
-        "Running {} against {}: {} ({load}), {until} (tasks: {})",
-        cfg.plan_path.display(),
-        cfg.host.as_ref().map_or("(no --host: absolute URLs only)", |h| h.as_str()),
-        cfg.executor.name(),
-        tasks.join(", ")
-    )
-}
-
-/// `100/s` or `0 -> 10/s over 30s -> 0/s over 10s`.
-fn show_stages(ramp: &load::Ramp, unit: &str) -> String {
-    let mut text = format!("{}{unit}", ramp.start);
-    if ramp.stages.is_empty() {
-        return text;
-    }
-    for stage in &ramp.stages {
-        text.push_str(&format!(" -> {}{unit} over {}", stage.target, show_duration(stage.duration)));
-    }
-    text
-}
-
 fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
     let state = match phase {
         Phase::Running => "",
@@ -262,7 +236,7 @@ fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
         "[{:>5.0}s]{state} users {}/{} | reqs {} | {:.1} req/s | fails {} ({:.1}%) | p95 {} ms{}",
         s.elapsed_s,
         s.users,
-        cfg.executor.max_users(),
+        cfg.max_users(),
         s.aggregated.requests,
         s.current_rps,
         s.aggregated.failures,

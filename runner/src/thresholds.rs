@@ -12,8 +12,8 @@
 //! - custom metrics by name: counters `count`/`rate`, gauges `value`/`min`/`max`, rates
 //!   `rate`, trends as durations but unitless.
 //!
-//! Tags select series: `name` and `method` for requests, `check` for checks, and any tag a
-//! custom metric was recorded with. A threshold whose metric has no data fails (a typo in a
+//! Tags select series: `name` and `method` for requests, `scenario` (alone) for requests and
+//! iterations, `check` for checks, and any tag a custom metric was recorded with. A threshold whose metric has no data fails (a typo in a
 //! name must not pass silently).
 
 use std::time::Duration;
@@ -137,14 +137,19 @@ fn parse(text: &str) -> Result<Threshold, String> {
     };
     let allowed_tags: &[&str] = match metric {
         Metric::HttpReqDuration | Metric::HttpReqPhase(_) | Metric::HttpReqFailed | Metric::HttpReqs => {
-            &["name", "method"]
+            &["name", "method", "scenario"]
         }
+        Metric::Iterations | Metric::DroppedIterations => &["scenario"],
+        Metric::IterationDuration => &["-"],
         Metric::Checks => &["check"],
         Metric::Custom(_) => &[],
-        _ => &["-"],
     };
     if let Some((tag, _)) = tags.iter().find(|(t, _)| !allowed_tags.is_empty() && !allowed_tags.contains(&t.as_str())) {
         return Err(format!("`{name}` has no tag `{tag}`"));
+    }
+    let scenario = tags.iter().any(|(t, _)| t == "scenario");
+    if scenario && tags.len() > 1 {
+        return Err(format!("`{name}` takes `scenario` as its only tag"));
     }
     let split = expression.find(['<', '>', '=', '!']).ok_or("expected a comparison: <, <=, >, >=, == or !=")?;
     let (stat, rest) = expression.split_at(split);
@@ -236,6 +241,15 @@ impl Threshold {
         Verdict { threshold: self.source.clone(), passed, value }
     }
 
+    /// The requests the tags select, merged.
+    fn requests(&self, stats: &Aggregator) -> crate::stats::Entry {
+        if let Some(scenario) = self.tag("scenario") {
+            return stats.scenario_requests(scenario);
+        }
+        let (name, method) = (self.tag("name"), self.tag("method"));
+        stats.requests_where(|m, n| name.is_none_or(|x| x == n) && method.is_none_or(|x| x == m))
+    }
+
     fn tag(&self, name: &str) -> Option<&str> {
         self.tags.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
@@ -244,8 +258,7 @@ impl Threshold {
         let per_second = |n: u64| n as f64 / stats.elapsed_s().max(1e-9);
         match &self.metric {
             Metric::HttpReqDuration | Metric::HttpReqFailed | Metric::HttpReqs => {
-                let (name, method) = (self.tag("name"), self.tag("method"));
-                let entry = stats.requests_where(|m, n| name.is_none_or(|x| x == n) && method.is_none_or(|x| x == m));
+                let entry = self.requests(stats);
                 if entry.requests == 0 {
                     return None;
                 }
@@ -263,8 +276,7 @@ impl Threshold {
                 })
             }
             Metric::HttpReqPhase(phase) => {
-                let (name, method) = (self.tag("name"), self.tag("method"));
-                let entry = stats.requests_where(|m, n| name.is_none_or(|x| x == n) && method.is_none_or(|x| x == m));
+                let entry = self.requests(stats);
                 let h = match phase {
                     Phase::Connecting => &entry.connecting,
                     Phase::Waiting => &entry.waiting,
@@ -274,7 +286,7 @@ impl Threshold {
             }
             Metric::IterationDuration => trend_value(stats.iteration_durations(), self.stat),
             Metric::Iterations | Metric::DroppedIterations => {
-                let (ran, dropped) = stats.iteration_counts();
+                let (ran, dropped) = stats.iteration_counts(self.tag("scenario"));
                 let n = if self.metric == Metric::Iterations { ran } else { dropped };
                 Some(if self.stat == Stat::Count { n as f64 } else { per_second(n) })
             }
@@ -391,6 +403,7 @@ mod tests {
                 elapsed_us: i * 1000,
                 corrected_us: None,
                 phases: None,
+                scenario: None,
                 bytes: 0,
                 outcome,
             });

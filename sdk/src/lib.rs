@@ -45,7 +45,7 @@ pub mod vu;
 
 pub use client::{HttpError, RequestBuilder, Response, delete, get, head, patch, post, put, request};
 pub use metrics::{Metric, check};
-pub use plan::{Plan, WaitTime, between, constant, constant_pacing, constant_throughput};
+pub use plan::{Plan, Scenario, WaitTime, between, constant, constant_pacing, constant_throughput};
 pub use user::{Error, TaskResult, User};
 
 /// Everything a scenario usually needs.
@@ -53,7 +53,7 @@ pub mod prelude {
     pub use crate::export_user;
     pub use crate::vu::{self, Level};
     pub use crate::{
-        Error, HttpError, Metric, Plan, Response, TaskResult, User, WaitTime, between, check, constant,
+        Error, HttpError, Metric, Plan, Response, Scenario, TaskResult, User, WaitTime, between, check, constant,
         constant_pacing, constant_throughput, delete, get, head, patch, post, put, request,
     };
 }

@@ -59,6 +59,7 @@ pub struct Plan<U> {
     arrival_rate: Option<f64>,
     max_vus: Option<u32>,
     shape: Vec<(Duration, u32, f64)>,
+    scenarios: Vec<Scenario>,
 }
 
 impl<U> Default for Plan<U> {
@@ -77,6 +78,7 @@ impl<U> Default for Plan<U> {
             arrival_rate: None,
             max_vus: None,
             shape: Vec::new(),
+            scenarios: Vec::new(),
         }
     }
 }
@@ -181,6 +183,13 @@ impl<U> Plan<U> {
         self
     }
 
+    /// Adds a scenario run side by side with the others (k6 `scenarios`); with any
+    /// scenario, the plan's own load model is not used.
+    pub fn scenario(mut self, scenario: Scenario) -> Self {
+        self.scenarios.push(scenario);
+        self
+    }
+
     pub(crate) fn to_wit(&self) -> wit::Plan {
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         let ms64 = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -212,7 +221,107 @@ impl<U> Plan<U> {
                     .iter()
                     .map(|&(until, users, spawn_rate)| wit::ShapeStep { until_ms: ms64(until), users, spawn_rate })
                     .collect(),
+                scenarios: self.scenarios.iter().map(Scenario::to_wit).collect(),
             },
+        }
+    }
+}
+
+/// One of several scenarios of a plan (k6 `scenarios`): its own tasks, start time and load
+/// model. `Scenario::new("browse").tasks(&["browse"]).users(10).run_time(secs(30))`.
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    name: String,
+    tasks: Vec<String>,
+    start: Duration,
+    run_time: Option<Duration>,
+    users: Option<u32>,
+    spawn_rate: Option<f64>,
+    iterations: Option<u64>,
+    shared_iterations: Option<u64>,
+    stages: Vec<(f64, Duration)>,
+    arrival_rate: Option<f64>,
+    max_vus: Option<u32>,
+}
+
+impl Scenario {
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_owned(), ..Self::default() }
+    }
+
+    /// The plan's tasks this scenario runs, by name (default: all).
+    pub fn tasks(mut self, names: &[&str]) -> Self {
+        self.tasks = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    /// When it starts, after the start of the run (k6 `startTime`).
+    pub fn start_time(mut self, after: Duration) -> Self {
+        self.start = after;
+        self
+    }
+
+    /// How long it runs after its start (k6 `duration`).
+    pub fn run_time(mut self, run_time: Duration) -> Self {
+        self.run_time = Some(run_time);
+        self
+    }
+
+    /// Users (with `arrival_rate`: users started beforehand).
+    pub fn users(mut self, users: u32) -> Self {
+        self.users = Some(users);
+        self
+    }
+
+    pub fn spawn_rate(mut self, rate: f64) -> Self {
+        self.spawn_rate = Some(rate);
+        self
+    }
+
+    /// Each user stops after this many iterations.
+    pub fn iterations(mut self, n: u64) -> Self {
+        self.iterations = Some(n);
+        self
+    }
+
+    /// The users share this many iterations.
+    pub fn shared_iterations(mut self, n: u64) -> Self {
+        self.shared_iterations = Some(n);
+        self
+    }
+
+    /// Users (or with `arrival_rate`, the rate) ramp through `(target, duration)` stages.
+    pub fn stages(mut self, stages: &[(f64, Duration)]) -> Self {
+        self.stages = stages.to_vec();
+        self
+    }
+
+    /// Iterations started per second whatever the response times.
+    pub fn arrival_rate(mut self, per_second: f64) -> Self {
+        self.arrival_rate = Some(per_second);
+        self
+    }
+
+    /// With `arrival_rate`: the most users started when every user is busy.
+    pub fn max_vus(mut self, n: u32) -> Self {
+        self.max_vus = Some(n);
+        self
+    }
+
+    fn to_wit(&self) -> wit::ScenarioOptions {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        wit::ScenarioOptions {
+            name: self.name.clone(),
+            tasks: self.tasks.clone(),
+            start_ms: ms(self.start),
+            run_time_ms: self.run_time.map(ms),
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            iterations: self.iterations,
+            shared_iterations: self.shared_iterations,
+            stages: self.stages.iter().map(|&(target, d)| wit::Stage { target, duration_ms: ms(d) }).collect(),
+            arrival_rate: self.arrival_rate,
+            max_vus: self.max_vus,
         }
     }
 }

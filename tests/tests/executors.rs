@@ -253,3 +253,44 @@ fn an_arrival_rate_in_the_plan_is_used_unless_load_flags_replace_it() {
     assert_eq!(run.report()["run"]["executor"], "per-vu-iterations");
     assert_eq!(server.total(), 6);
 }
+
+#[test]
+fn scenarios_run_side_by_side_with_their_own_tasks_start_and_end() {
+    let server = Server::start();
+    // `browsers` runs / with 2 users for 2 s; `buyers` runs /buy with 1 user from 1 s for 1 s.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "browse:1:/,buy:1:/buy")
+        .env("PROBE_WAIT", "constant:50")
+        .env("PROBE_SCENARIOS", "browsers:browse:0:2000:2;buyers:buy:1000:1000:1")
+        .args(&[
+            "--threshold",
+            "http_reqs{scenario:buyers}:count>5",
+            "--threshold",
+            "iterations{scenario:browsers}:count>20",
+        ])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    assert_eq!(report["run"]["executor"], "scenarios");
+    let hits = server.hits();
+    let start = hits.iter().map(|h| h.at).min().expect("hits");
+    let span = |path: &str| {
+        let times: Vec<f64> = hits.iter().filter(|h| h.path == path).map(|h| (h.at - start).as_secs_f64()).collect();
+        (times.iter().copied().fold(f64::MAX, f64::min), times.iter().copied().fold(0.0, f64::max))
+    };
+    let (first_buy, last_buy) = span("/buy");
+    let (_, last_browse) = span("/");
+    assert!((0.9..1.3).contains(&first_buy), "buyers started at {first_buy:.2}s");
+    assert!((1.8..2.3).contains(&last_buy), "buyers ended at {last_buy:.2}s");
+    assert!((1.8..2.3).contains(&last_browse), "browsers ended at {last_browse:.2}s");
+    let buyers: Vec<u32> = hits.iter().filter(|h| h.path == "/buy").filter_map(|h| h.vu).collect();
+    assert!(buyers.iter().all(|&vu| vu == 1), "one buyer: {buyers:?}");
+    // Per-scenario rows agree with what the server saw.
+    let rows = report["scenarios"].as_array().expect("scenarios");
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{name}: {rows:?}"));
+    assert_eq!(row("buyers")["requests"]["requests"].as_u64(), Some(server.count("/buy")));
+    assert_eq!(row("browsers")["requests"]["requests"].as_u64(), Some(server.count("/")));
+    assert!(run.stdout.contains("Scenarios"), "{}", run.stdout);
+    assert!(run.stderr.contains("scenario `buyers`: constant-vus (1 users), from 1s for 1s"), "{}", run.stderr);
+}

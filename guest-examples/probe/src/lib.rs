@@ -18,6 +18,8 @@
 //! - `PROBE_TIMEOUT_MS`: the request timeout.
 //! - `PROBE_WAIT=throughput:N`: Locust's `constant_throughput(N)` (N tasks per second).
 //! - `PROBE_SHAPE`: `until_ms:users:spawn_rate;...`, a Locust load shape in the plan.
+//! - `PROBE_SCENARIOS`: `name:task+task:start_ms:run_time_ms:users;...`, scenarios in the
+//!   plan (k6 `scenarios`), each running the named tasks with constant users.
 //! - `PROBE_ARRIVAL`: an arrival rate (iterations per second) in the plan's options.
 //! - `PROBE_SETUP`: `setup` requests this path and returns `token-<status>`; every request
 //!   then carries it in `x-setup`. `PROBE_SETUP_FAIL=1`: `setup` fails instead.
@@ -92,6 +94,20 @@ impl User for Probe {
                 })
                 .collect();
             plan = plan.shape(&steps);
+        }
+        for spec in env("PROBE_SCENARIOS").iter().flat_map(|s| s.split(';')) {
+            let parts: Vec<&str> = spec.split(':').collect();
+            if let [name, tasks, start, run_time, users] = parts[..] {
+                let tasks: Vec<&str> = tasks.split('+').collect();
+                let ms = |v: &str| Duration::from_millis(v.parse().unwrap_or(0));
+                plan = plan.scenario(
+                    Scenario::new(name)
+                        .tasks(&tasks)
+                        .start_time(ms(start))
+                        .run_time(ms(run_time))
+                        .users(users.parse().unwrap_or(1)),
+                );
+            }
         }
         if let Some(rate) = env("PROBE_ARRIVAL").and_then(|r| r.parse().ok()) {
             plan = plan.arrival_rate(rate).users(2).max_vus(10);

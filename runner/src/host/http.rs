@@ -3,6 +3,7 @@
 //! `PendingResponses` until the guest settles them with `report` or its task ends.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::VuState;
@@ -20,6 +21,7 @@ struct Pending {
     elapsed_us: u64,
     corrected_us: Option<u64>,
     phases: Option<Phases>,
+    scenario: Option<Arc<str>>,
     bytes: u64,
     /// The outcome if the guest says nothing: the status-based failure message, if any.
     default_failure: Option<String>,
@@ -33,6 +35,7 @@ impl Pending {
             elapsed_us: self.elapsed_us,
             corrected_us: self.corrected_us,
             phases: self.phases,
+            scenario: self.scenario.as_deref(),
             bytes: self.bytes,
             outcome: match outcome {
                 Ok(()) => Outcome::Success,
@@ -116,6 +119,7 @@ impl Host for VuState {
                     elapsed_us,
                     corrected_us,
                     phases: None,
+                    scenario: self.scenario.as_deref(),
                     bytes: 0,
                     outcome: Outcome::Failure(&message),
                 });
@@ -137,6 +141,7 @@ impl Host for VuState {
             elapsed_us,
             corrected_us,
             phases: Some(phases),
+            scenario: self.scenario.clone(),
             bytes: incoming.body_len,
             default_failure,
         };

@@ -36,6 +36,8 @@ pub struct VuState {
     pub id: u32,
     /// The task number being run, from 0.
     pub iteration: u64,
+    /// The scenario this VU belongs to, when the run has several.
+    pub scenario: Option<Arc<str>>,
     /// How late the current iteration started against its schedule, in microseconds
     /// (open models only; `None` otherwise).
     pub late_by_us: Option<u64>,
@@ -66,6 +68,7 @@ impl VuState {
             id,
             iteration: 0,
             late_by_us: None,
+            scenario: None,
             http: VuClient::new(shared.http.clone()),
             pending: PendingResponses::default(),
             recorder,

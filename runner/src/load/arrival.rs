@@ -67,7 +67,12 @@ impl Pool {
 
     /// The next iteration for a VU that has become free: its due time, or `None` when the
     /// run stops first. Expired backlog iterations it passes over are recorded as dropped.
-    pub async fn next(&self, phase: &mut watch::Receiver<Phase>, recorder: &Recorder) -> Option<Instant> {
+    pub async fn next(
+        &self,
+        phase: &mut watch::Receiver<Phase>,
+        recorder: &Recorder,
+        scenario: Option<&str>,
+    ) -> Option<Instant> {
         let receiver = {
             let mut state = self.state();
             let now = Instant::now();
@@ -75,7 +80,7 @@ impl Pool {
                 if now.duration_since(due) <= self.max_delay {
                     return Some(due);
                 }
-                recorder.dropped_iteration();
+                recorder.dropped_iteration(scenario);
             }
             let (sender, receiver) = oneshot::channel();
             state.idle.push(sender);
@@ -93,6 +98,8 @@ impl Pool {
 pub async fn run(spawner: &mut Spawner, arrival: ArrivalRate, mut phase: watch::Receiver<Phase>) {
     let pool = Arc::new(Pool::new(arrival.max_delay));
     let recorder = spawner.context().recorder.clone();
+    let scenario_name = spawner.context().scenario.clone();
+    let scenario = scenario_name.as_deref();
     let mut started = 0u32;
     while started < arrival.pre_allocated {
         started += 1;
@@ -122,17 +129,17 @@ pub async fn run(spawner: &mut Spawner, arrival: ArrivalRate, mut phase: watch::
             started += 1;
             spawner.spawn(started, Work::Pool { pool: pool.clone(), first: Some(due) });
         } else if arrival.max_delay.is_zero() {
-            recorder.dropped_iteration();
+            recorder.dropped_iteration(scenario);
         } else {
             pool.state().backlog.push_back(due);
         }
         for _ in 0..pool.expire(Instant::now()) {
-            recorder.dropped_iteration();
+            recorder.dropped_iteration(scenario);
         }
     }
     // Iterations still waiting when the run ends never started.
     let left = std::mem::take(&mut pool.state().backlog);
     for _ in left {
-        recorder.dropped_iteration();
+        recorder.dropped_iteration(scenario);
     }
 }

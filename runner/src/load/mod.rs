@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::config::ScenarioConfig;
 use crate::host::HostShared;
 use crate::output::console;
 use crate::plan::LoadedPlan;
@@ -71,46 +72,75 @@ pub struct VuContext {
     pub shared: Arc<HostShared>,
     pub recorder: Recorder,
     pub population: Arc<Population>,
-    /// Cumulative weights of the plan's tasks.
+    /// Cumulative weights of the plan's tasks (0 for tasks outside the scenario).
     weights: Vec<u64>,
-    /// VUs the run starts at first (announced once all have started), and when it started
-    /// spawning them.
+    /// The scenario's name when the run has several (their statistics are kept apart too).
+    pub scenario: Option<Arc<str>>,
+    /// VUs the scenario starts at first (announced once all have started), how many have
+    /// settled, and when it started spawning them.
     users: u32,
+    settled: AtomicU64,
     spawn_started: Instant,
 }
 
 impl VuContext {
+    /// The context of the VUs of `scenario`; `named` when the run has several scenarios.
     pub fn new(
         plan: Arc<LoadedPlan>,
         shared: Arc<HostShared>,
         recorder: Recorder,
         population: Arc<Population>,
-        executor: &Executor,
+        scenario: &ScenarioConfig,
+        named: bool,
     ) -> Self {
-        let weights = plan.cumulative_weights();
-        let users = match executor {
+        let mut sum = 0u64;
+        let weights = plan
+            .plan
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, task)| {
+                if scenario.tasks.as_ref().is_none_or(|chosen| chosen.contains(&i)) {
+                    sum += u64::from(task.weight);
+                }
+                sum
+            })
+            .collect();
+        let users = match &scenario.executor {
             Executor::Users { users, .. } | Executor::SharedIterations { users, .. } => *users,
             Executor::ArrivalRate(a) => a.pre_allocated,
             // VUs come and go with the stages: nothing to announce.
             Executor::RampingVus { .. } | Executor::Shape(_) => 0,
         };
-        Self { plan, shared, recorder, population, weights, users, spawn_started: Instant::now() }
+        Self {
+            plan,
+            shared,
+            recorder,
+            population,
+            weights,
+            scenario: named.then(|| Arc::from(scenario.name.as_str())),
+            users,
+            settled: AtomicU64::new(0),
+            spawn_started: Instant::now(),
+        }
     }
 
-    /// VUs that finished starting, successfully or not.
+    /// This scenario's VUs that finished starting, successfully or not.
     fn settled_count(&self) -> u64 {
-        self.population.started()
+        self.settled.load(Ordering::Relaxed)
     }
 
     /// Counts a VU that started (or failed to); the last one announces that all did, with
     /// how long starting them took.
     fn settled(&self) {
-        let settled = self.population.settled.fetch_add(1, Ordering::Relaxed) + 1;
+        self.population.settled.fetch_add(1, Ordering::Relaxed);
+        let settled = self.settled.fetch_add(1, Ordering::Relaxed) + 1;
         if settled == u64::from(self.users) {
             let failed = self.population.failed();
             let failures = if failed > 0 { format!(", {failed} failed to start") } else { String::new() };
+            let scenario = self.scenario.as_ref().map_or(String::new(), |name| format!("Scenario `{name}`: "));
             console::line(&format!(
-                "All users spawned: {} running{failures}, {:.2} s after the first",
+                "{scenario}All users spawned: {} running{failures}, {:.2} s after the first",
                 settled - failed,
                 self.spawn_started.elapsed().as_secs_f64()
             ));
@@ -171,6 +201,84 @@ pub async fn run(context: Arc<VuContext>, executor: Executor, phase: watch::Rece
         Executor::ArrivalRate(arrival) => arrival::run(&mut spawner, arrival, phase).await,
     }
     spawner.join().await;
+}
+
+/// Runs every scenario of the run side by side, each from its start time, and returns once
+/// all their VUs have stopped.
+pub async fn run_scenarios(
+    scenarios: Vec<(Arc<VuContext>, ScenarioConfig)>,
+    phase: watch::Receiver<Phase>,
+    workers: Arc<Workers>,
+    stop_timeout: Duration,
+) {
+    let mut running = JoinSet::new();
+    for (context, scenario) in scenarios {
+        running.spawn(run_scenario(context, scenario, phase.clone(), workers.clone(), stop_timeout));
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// One scenario: waits for its start, then runs its executor until its own end (when it
+/// has one: then its VUs stop, and are interrupted after `stop_timeout`) or the run's.
+async fn run_scenario(
+    context: Arc<VuContext>,
+    scenario: ScenarioConfig,
+    mut run_phase: watch::Receiver<Phase>,
+    workers: Arc<Workers>,
+    stop_timeout: Duration,
+) {
+    if !scenario.start.is_zero() {
+        tokio::select! {
+            biased;
+            _ = run_phase.wait_for(|p| *p != Phase::Running) => return,
+            _ = tokio::time::sleep(scenario.start) => {}
+        }
+    }
+    let Some(run_time) = scenario.run_time else {
+        return run(context, scenario.executor, run_phase, workers).await;
+    };
+    // The scenario's own phase: the run's, or Stopping at its end and Killed after that.
+    let (phase_tx, phase) = watch::channel(*run_phase.borrow());
+    let forward = tokio::spawn(async move {
+        let end = Instant::now() + run_time;
+        let mut kill: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                changed = run_phase.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let p = *run_phase.borrow();
+                    phase_tx.send_if_modified(|mine| later(mine, p));
+                }
+                _ = tokio::time::sleep_until(end), if kill.is_none() => {
+                    phase_tx.send_if_modified(|mine| later(mine, Phase::Stopping));
+                    kill = Some(Instant::now() + stop_timeout);
+                }
+                _ = sleep_until_opt(kill) => {
+                    phase_tx.send_if_modified(|mine| later(mine, Phase::Killed));
+                    break;
+                }
+            }
+        }
+    });
+    run(context, scenario.executor, phase, workers).await;
+    forward.abort();
+}
+
+/// Moves `mine` on to `next` if `next` is further in the run's life; `true` if it moved.
+fn later(mine: &mut Phase, next: Phase) -> bool {
+    let rank = |p: Phase| match p {
+        Phase::Running => 0,
+        Phase::Stopping => 1,
+        Phase::Killed => 2,
+    };
+    if rank(next) > rank(*mine) {
+        *mine = next;
+        true
+    } else {
+        false
+    }
 }
 
 /// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), until the phase leaves

@@ -73,7 +73,7 @@ impl Work {
             }
             Self::Pool { pool, first } => match first.take() {
                 Some(due) => Some(Some(due)),
-                None => pool.next(phase, &ctx.recorder).await.map(Some),
+                None => pool.next(phase, &ctx.recorder, ctx.scenario.as_deref()).await.map(Some),
             },
         }
     }
@@ -138,7 +138,8 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
-        ctx.recorder.iteration(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        ctx.recorder
+            .iteration(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), ctx.scenario.as_deref());
         match result {
             Ok(Ok(())) => {}
             Ok(Err(message)) => ctx.recorder.task_error(task, &message),
@@ -181,7 +182,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
 /// Instantiates the plan and runs `on-start`. `None` when either failed (recorded and
 /// counted as a user that failed to start) or the VU was killed meanwhile.
 async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> Option<Instance> {
-    let mut store = new_store(&ctx.plan.engine, VuState::new(id, &ctx.shared, ctx.recorder.clone()));
+    let mut state = VuState::new(id, &ctx.shared, ctx.recorder.clone());
+    state.scenario = ctx.scenario.clone();
+    let mut store = new_store(&ctx.plan.engine, state);
     let mut stack = VuStack::default();
     let clock = store.data().clock.clone();
     let instantiate = ctx.plan.pre.instantiate_async(&mut store);

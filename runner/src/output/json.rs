@@ -28,9 +28,21 @@ pub struct RunInfo {
     pub iterations_per_vu: Option<u64>,
     /// The run was stopped by Ctrl-C (or SIGTERM) before its end.
     pub interrupted: bool,
+    /// Every scenario (one, `default`, unless the plan declares several).
+    pub scenarios: Vec<ScenarioInfo>,
     /// Users that could not start: their instance could not be created (for example at a
     /// kernel limit) or their `on_start` failed.
     pub users_failed_to_start: u64,
+}
+
+/// One scenario's settings, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub executor: &'static str,
+    pub max_users: u32,
+    pub start_s: f64,
+    pub run_time_s: Option<f64>,
 }
 
 #[derive(Serialize)]

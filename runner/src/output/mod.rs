@@ -1,6 +1,7 @@
-//! Everything the user sees: the console (status line and log lines), the end-of-test
-//! summary in Locust's layout, and the JSON report.
+//! Everything the user sees: the console (status line and log lines), what a run is about
+//! to do (`starting`), the end-of-test summary in Locust's layout, and the JSON report.
 
 pub mod console;
 pub mod json;
+pub mod starting;
 pub mod summary;

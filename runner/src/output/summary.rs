@@ -36,6 +36,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             snapshot.iterations, snapshot.dropped_iterations
         );
     }
+    if !snapshot.scenarios.is_empty() {
+        out.push('\n');
+        scenarios_table(&mut out, snapshot);
+    }
     if !snapshot.checks.is_empty() {
         out.push('\n');
         checks_table(&mut out, snapshot);
@@ -186,6 +190,33 @@ pub fn thresholds(verdicts: &[Verdict]) -> String {
     out
 }
 
+fn scenarios_table(out: &mut String, s: &Snapshot) {
+    let _ = writeln!(out, "Scenarios");
+    let _ = writeln!(
+        out,
+        "{:<24} {:>10} {:>8} {:>7} {:>12} | {:>7} {:>7} {:>7} | {:>8}",
+        "Scenario", "iterations", "dropped", "# reqs", "# fails", "Avg", "Med", "95%", "req/s"
+    );
+    let _ = writeln!(out, "{}", "-".repeat(108));
+    for row in &s.scenarios {
+        let r = &row.requests;
+        let p95 = r.percentiles.iter().find(|(label, _)| label == "95%").map_or(0.0, |(_, v)| *v);
+        let _ = writeln!(
+            out,
+            "{:<24} {:>10} {:>8} {:>7} {:>12} | {:>7} {:>7} {:>7} | {:>8.2}",
+            cut(&row.name, 24),
+            row.iterations,
+            row.dropped_iterations,
+            r.requests,
+            format!("{}({:.2}%)", r.failures, r.failure_ratio() * 100.0),
+            ms(r.avg_ms),
+            ms(r.median_ms),
+            ms(p95),
+            r.rps,
+        );
+    }
+}
+
 fn checks_table(out: &mut String, s: &Snapshot) {
     let _ = writeln!(out, "Checks");
     let _ = writeln!(out, "{:>8} {:>9} {:>8}  Check", "passes", "fails", "pass %");
@@ -279,6 +310,7 @@ mod tests {
                 elapsed_us: 1_000 * (i + 1),
                 corrected_us: None,
                 phases: None,
+                scenario: None,
                 bytes: 100,
                 outcome: if i == 0 { Outcome::Failure("HTTP 500 Internal Server Error") } else { Outcome::Success },
             });

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::custom::{CheckCount, CheckRow, MetricRow, Series, SeriesKey};
 use super::entry::{Entry, new_histogram};
-use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, lock};
+use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, ScenarioShard, lock};
 
 /// Percentiles shown in the summary, the same as Locust's.
 pub const PERCENTILES: [(f64, &str); 11] = [
@@ -50,6 +50,7 @@ pub struct Aggregator {
     iteration_durations: Histogram<u64>,
     checks: BTreeMap<String, CheckCount>,
     metrics: BTreeMap<SeriesKey, Series>,
+    scenarios: BTreeMap<String, ScenarioShard>,
     window: VecDeque<WindowSlot>,
 }
 
@@ -77,6 +78,7 @@ impl Aggregator {
             iteration_durations: new_histogram(),
             checks: BTreeMap::new(),
             metrics: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
             window,
         };
         (aggregator, recorder)
@@ -117,6 +119,13 @@ impl Aggregator {
             if let Some(durations) = shard.iteration_durations.as_mut() {
                 let _ = self.iteration_durations.add(&*durations);
                 durations.reset();
+            }
+            for (name, part) in shard.scenarios.iter_mut() {
+                let total = self.scenarios.entry(name.clone()).or_default();
+                total.requests.merge(&part.requests);
+                total.iterations += std::mem::take(&mut part.iterations);
+                total.dropped_iterations += std::mem::take(&mut part.dropped_iterations);
+                part.requests.reset();
             }
             for (name, count) in shard.checks.drain() {
                 let total = self.checks.entry(name).or_default();
@@ -167,6 +176,16 @@ impl Aggregator {
                 .map(|(name, c)| CheckRow { name: name.clone(), passes: c.passes, fails: c.fails })
                 .collect(),
             metrics: self.metrics.iter().map(|(key, series)| MetricRow::new(key, series)).collect(),
+            scenarios: self
+                .scenarios
+                .iter()
+                .map(|(name, s)| ScenarioRow {
+                    name: name.clone(),
+                    iterations: s.iterations,
+                    dropped_iterations: s.dropped_iterations,
+                    requests: StatsRow::new("", name, &s.requests, secs),
+                })
+                .collect(),
             rows,
             aggregated: StatsRow::new("", "Aggregated", &aggregated, secs),
             errors: error_rows(&self.errors),
@@ -193,9 +212,17 @@ impl Aggregator {
         &self.iteration_durations
     }
 
-    /// Iterations finished and iterations dropped.
-    pub fn iteration_counts(&self) -> (u64, u64) {
-        (self.iterations, self.dropped_iterations)
+    /// Iterations finished and iterations dropped, in all or in one scenario.
+    pub fn iteration_counts(&self, scenario: Option<&str>) -> (u64, u64) {
+        match scenario {
+            None => (self.iterations, self.dropped_iterations),
+            Some(name) => self.scenarios.get(name).map_or((0, 0), |s| (s.iterations, s.dropped_iterations)),
+        }
+    }
+
+    /// The requests of one scenario, merged (empty if it made none).
+    pub fn scenario_requests(&self, scenario: &str) -> Entry {
+        self.scenarios.get(scenario).map(|s| s.requests.clone()).unwrap_or_default()
     }
 
     /// Checks' totals whose name passes `keep`.
@@ -276,6 +303,9 @@ pub struct Snapshot {
     pub checks: Vec<CheckRow>,
     /// Custom metrics recorded by the scenario, by name and tags.
     pub metrics: Vec<MetricRow>,
+    /// Per scenario, when the run has several (k6 `scenarios`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioRow>,
     pub rows: Vec<StatsRow>,
     pub aggregated: StatsRow,
     pub errors: Vec<ErrorRow>,
@@ -284,6 +314,16 @@ pub struct Snapshot {
     pub current_rps: f64,
     pub current_failures_per_s: f64,
     pub current_p95_ms: f64,
+}
+
+/// One scenario's totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioRow {
+    pub name: String,
+    pub iterations: u64,
+    pub dropped_iterations: u64,
+    /// Its requests together (the row's name is the scenario's).
+    pub requests: StatsRow,
 }
 
 /// One row of the statistics table. Times in milliseconds.
@@ -399,6 +439,7 @@ mod tests {
                             elapsed_us: 1000 + i,
                             corrected_us: None,
                             phases: None,
+                            scenario: None,
                             bytes: 2,
                             outcome: if failed { Outcome::Failure("HTTP 500") } else { Outcome::Success },
                         });
@@ -431,6 +472,7 @@ mod tests {
             elapsed_us: 5,
             corrected_us: None,
             phases: None,
+            scenario: None,
             bytes: 0,
             outcome: Outcome::Success,
         };

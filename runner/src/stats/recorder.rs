@@ -25,6 +25,8 @@ pub struct Sample<'a> {
     pub corrected_us: Option<u64>,
     /// Where the time went; `None` when no response arrived.
     pub phases: Option<Phases>,
+    /// The scenario that made it, when the run has several.
+    pub scenario: Option<&'a str>,
     pub bytes: u64,
     pub outcome: Outcome<'a>,
 }
@@ -102,6 +104,8 @@ pub(super) struct Shard {
     pub metrics: HashMap<SeriesKey, Series>,
     /// Iterations an open model could not start: every VU was busy.
     pub dropped_iterations: u64,
+    /// Per scenario, when the run has several.
+    pub scenarios: HashMap<String, ScenarioShard>,
     /// All requests together, for the live percentiles of the last few seconds.
     pub window: Option<hdrhistogram::Histogram<u64>>,
 }
@@ -127,6 +131,9 @@ impl Shard {
         if let Outcome::Failure(message) = sample.outcome {
             count_error(&mut self.errors, sample.method, sample.name, message);
         }
+        if let Some(scenario) = sample.scenario {
+            self.scenario(scenario).requests.record_sample(sample, failed);
+        }
         let _ = self.window.get_or_insert_with(new_histogram).record(sample.elapsed_us.max(1));
     }
 }
@@ -143,6 +150,23 @@ fn count_error(map: &mut HashMap<ErrorKey, u64>, method: &str, name: &str, messa
 
 fn too_many_series() -> String {
     format!("more than {MAX_METRIC_SERIES} checks and custom metric series: later ones are not recorded")
+}
+
+/// One scenario's share of a shard.
+#[derive(Default, Clone)]
+pub(super) struct ScenarioShard {
+    pub requests: Entry,
+    pub iterations: u64,
+    pub dropped_iterations: u64,
+}
+
+impl Shard {
+    fn scenario(&mut self, name: &str) -> &mut ScenarioShard {
+        if !self.scenarios.contains_key(name) {
+            self.scenarios.insert(name.to_owned(), ScenarioShard::default());
+        }
+        self.scenarios.get_mut(name).expect("just inserted")
+    }
 }
 
 /// Every shard of one run. Shared by the recorders (to register) and the aggregator.
@@ -202,9 +226,12 @@ impl Recorder {
     }
 
     /// Records one finished iteration (its task) that took `elapsed_us`.
-    pub fn iteration(&self, elapsed_us: u64) {
+    pub fn iteration(&self, elapsed_us: u64, scenario: Option<&str>) {
         self.with_shard(|shard| {
             shard.iterations += 1;
+            if let Some(scenario) = scenario {
+                shard.scenario(scenario).iterations += 1;
+            }
             let _ = shard.iteration_durations.get_or_insert_with(new_histogram).record(elapsed_us.max(1));
         });
     }
@@ -246,8 +273,13 @@ impl Recorder {
     }
 
     /// Records an iteration that was due but could not start (every VU busy).
-    pub fn dropped_iteration(&self) {
-        self.with_shard(|shard| shard.dropped_iterations += 1);
+    pub fn dropped_iteration(&self, scenario: Option<&str>) {
+        self.with_shard(|shard| {
+            shard.dropped_iterations += 1;
+            if let Some(scenario) = scenario {
+                shard.scenario(scenario).dropped_iterations += 1;
+            }
+        });
     }
 
     fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
