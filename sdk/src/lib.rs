@@ -45,7 +45,7 @@ pub mod vu;
 
 pub use client::{HttpError, RequestBuilder, Response, delete, get, head, patch, post, put, request};
 pub use metrics::{Metric, check};
-pub use plan::{Plan, Scenario, WaitTime, between, constant, constant_pacing, constant_throughput};
+pub use plan::{Load, LoadModel, Plan, Scenario, WaitTime, between, constant, constant_pacing, constant_throughput};
 pub use user::{Error, TaskResult, User};
 
 /// Everything a scenario usually needs.
@@ -53,8 +53,8 @@ pub mod prelude {
     pub use crate::export_user;
     pub use crate::vu::{self, Level};
     pub use crate::{
-        Error, HttpError, Metric, Plan, Response, Scenario, TaskResult, User, WaitTime, between, check, constant,
-        constant_pacing, constant_throughput, delete, get, head, patch, post, put, request,
+        Error, HttpError, LoadModel, Metric, Plan, Response, Scenario, TaskResult, User, WaitTime, between, check,
+        constant, constant_pacing, constant_throughput, delete, get, head, patch, post, put, request,
     };
 }
 

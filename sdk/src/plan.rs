@@ -48,18 +48,106 @@ fn secs(s: f64) -> Duration {
 pub struct Plan<U> {
     pub(crate) tasks: Vec<(String, u32, TaskFn<U>)>,
     wait_time: WaitTime,
+    load: Load,
+    host: Option<String>,
+    thresholds: Vec<String>,
+    shape: Vec<(Duration, u32, f64)>,
+    scenarios: Vec<Scenario>,
+}
+
+/// A load model: the settings a plan and each of its scenarios share. Set them with the
+/// [`LoadModel`] methods.
+#[derive(Debug, Clone, Default)]
+pub struct Load {
     users: Option<u32>,
     spawn_rate: Option<f64>,
     run_time: Option<Duration>,
-    host: Option<String>,
-    thresholds: Vec<String>,
     iterations: Option<u64>,
     shared_iterations: Option<u64>,
     stages: Vec<(f64, Duration)>,
     arrival_rate: Option<f64>,
     max_vus: Option<u32>,
-    shape: Vec<(Duration, u32, f64)>,
-    scenarios: Vec<Scenario>,
+}
+
+impl Load {
+    fn wit_stages(&self) -> Vec<wit::Stage> {
+        self.stages.iter().map(|&(target, d)| wit::Stage { target, duration_ms: ms64(d) }).collect()
+    }
+}
+
+fn ms64(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The load-model settings of a [`Plan`] and of a [`Scenario`] (command-line flags win over
+/// the plan's).
+pub trait LoadModel: Sized {
+    #[doc(hidden)]
+    fn load(&mut self) -> &mut Load;
+
+    /// Users (Locust `-u`); with [`arrival_rate`](Self::arrival_rate), the users started
+    /// beforehand (k6 `preAllocatedVUs`).
+    fn users(mut self, users: u32) -> Self {
+        self.load().users = Some(users);
+        self
+    }
+
+    /// Users started per second.
+    fn spawn_rate(mut self, rate: f64) -> Self {
+        self.load().spawn_rate = Some(rate);
+        self
+    }
+
+    /// How long it runs.
+    fn run_time(mut self, run_time: Duration) -> Self {
+        self.load().run_time = Some(run_time);
+        self
+    }
+
+    /// Each user stops after this many iterations (k6 `per-vu-iterations`).
+    fn iterations(mut self, n: u64) -> Self {
+        self.load().iterations = Some(n);
+        self
+    }
+
+    /// The users share this many iterations in all (k6 `shared-iterations`).
+    fn shared_iterations(mut self, n: u64) -> Self {
+        self.load().shared_iterations = Some(n);
+        self
+    }
+
+    /// Ramps the users from 0 through `(target, duration)` stages (k6 `ramping-vus`); with
+    /// [`arrival_rate`](Self::arrival_rate), ramps the rate instead (k6
+    /// `ramping-arrival-rate`).
+    fn stages(mut self, stages: &[(f64, Duration)]) -> Self {
+        self.load().stages = stages.to_vec();
+        self
+    }
+
+    /// Starts this many iterations per second whatever the response times (k6
+    /// `constant-arrival-rate`).
+    fn arrival_rate(mut self, per_second: f64) -> Self {
+        self.load().arrival_rate = Some(per_second);
+        self
+    }
+
+    /// With `arrival_rate`: the most users started when every user is busy.
+    fn max_vus(mut self, n: u32) -> Self {
+        self.load().max_vus = Some(n);
+        self
+    }
+}
+
+impl<U> LoadModel for Plan<U> {
+    fn load(&mut self) -> &mut Load {
+        &mut self.load
+    }
+}
+
+impl LoadModel for Scenario {
+    fn load(&mut self) -> &mut Load {
+        &mut self.load
+    }
 }
 
 impl<U> Default for Plan<U> {
@@ -67,16 +155,9 @@ impl<U> Default for Plan<U> {
         Self {
             tasks: Vec::new(),
             wait_time: WaitTime::None,
-            users: None,
-            spawn_rate: None,
-            run_time: None,
+            load: Load::default(),
             host: None,
             thresholds: Vec::new(),
-            iterations: None,
-            shared_iterations: None,
-            stages: Vec::new(),
-            arrival_rate: None,
-            max_vus: None,
             shape: Vec::new(),
             scenarios: Vec::new(),
         }
@@ -111,24 +192,6 @@ impl<U> Plan<U> {
         self
     }
 
-    /// Default number of users.
-    pub fn users(mut self, users: u32) -> Self {
-        self.users = Some(users);
-        self
-    }
-
-    /// Default users started per second.
-    pub fn spawn_rate(mut self, rate: f64) -> Self {
-        self.spawn_rate = Some(rate);
-        self
-    }
-
-    /// Default run time.
-    pub fn run_time(mut self, run_time: Duration) -> Self {
-        self.run_time = Some(run_time);
-        self
-    }
-
     /// Default `--host`.
     pub fn host(mut self, host: &str) -> Self {
         self.host = Some(host.to_owned());
@@ -140,39 +203,6 @@ impl<U> Plan<U> {
     /// fails; a malformed one stops the run before it starts.
     pub fn threshold(mut self, threshold: &str) -> Self {
         self.thresholds.push(threshold.to_owned());
-        self
-    }
-
-    /// Each user stops after this many iterations (k6 `per-vu-iterations`).
-    pub fn iterations(mut self, n: u64) -> Self {
-        self.iterations = Some(n);
-        self
-    }
-
-    /// The users share this many iterations in all (k6 `shared-iterations`).
-    pub fn shared_iterations(mut self, n: u64) -> Self {
-        self.shared_iterations = Some(n);
-        self
-    }
-
-    /// Ramps the users from 0 through `(target, duration)` stages (k6 `ramping-vus`); with
-    /// [`arrival_rate`](Self::arrival_rate), ramps the rate instead (k6
-    /// `ramping-arrival-rate`).
-    pub fn stages(mut self, stages: &[(f64, Duration)]) -> Self {
-        self.stages = stages.to_vec();
-        self
-    }
-
-    /// Starts this many iterations per second whatever the response times (k6
-    /// `constant-arrival-rate`); `users` is then the number of users started beforehand.
-    pub fn arrival_rate(mut self, per_second: f64) -> Self {
-        self.arrival_rate = Some(per_second);
-        self
-    }
-
-    /// With `arrival_rate`: the most users started when every user is busy.
-    pub fn max_vus(mut self, n: u32) -> Self {
-        self.max_vus = Some(n);
         self
     }
 
@@ -192,7 +222,7 @@ impl<U> Plan<U> {
 
     pub(crate) fn to_wit(&self) -> wit::Plan {
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        let ms64 = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let load = &self.load;
         wit::Plan {
             tasks: self
                 .tasks
@@ -206,16 +236,16 @@ impl<U> Plan<U> {
                 WaitTime::ConstantPacing(d) => wit::WaitTime::ConstantPacing(ms(d)),
             },
             options: wit::Options {
-                users: self.users,
-                spawn_rate: self.spawn_rate,
-                run_time_ms: self.run_time.map(ms64),
+                users: load.users,
+                spawn_rate: load.spawn_rate,
+                run_time_ms: load.run_time.map(ms64),
                 host: self.host.clone(),
                 thresholds: self.thresholds.clone(),
-                iterations: self.iterations,
-                shared_iterations: self.shared_iterations,
-                stages: self.stages.iter().map(|&(target, d)| wit::Stage { target, duration_ms: ms64(d) }).collect(),
-                arrival_rate: self.arrival_rate,
-                max_vus: self.max_vus,
+                iterations: load.iterations,
+                shared_iterations: load.shared_iterations,
+                stages: load.wit_stages(),
+                arrival_rate: load.arrival_rate,
+                max_vus: load.max_vus,
                 shape: self
                     .shape
                     .iter()
@@ -228,20 +258,14 @@ impl<U> Plan<U> {
 }
 
 /// One of several scenarios of a plan (k6 `scenarios`): its own tasks, start time and load
-/// model. `Scenario::new("browse").tasks(&["browse"]).users(10).run_time(secs(30))`.
+/// model (the [`LoadModel`] methods; `run_time` counts from its start).
+/// `Scenario::new("browse").tasks(&["browse"]).users(10).run_time(secs(30))`.
 #[derive(Debug, Clone, Default)]
 pub struct Scenario {
     name: String,
     tasks: Vec<String>,
     start: Duration,
-    run_time: Option<Duration>,
-    users: Option<u32>,
-    spawn_rate: Option<f64>,
-    iterations: Option<u64>,
-    shared_iterations: Option<u64>,
-    stages: Vec<(f64, Duration)>,
-    arrival_rate: Option<f64>,
-    max_vus: Option<u32>,
+    load: Load,
 }
 
 impl Scenario {
@@ -261,67 +285,20 @@ impl Scenario {
         self
     }
 
-    /// How long it runs after its start (k6 `duration`).
-    pub fn run_time(mut self, run_time: Duration) -> Self {
-        self.run_time = Some(run_time);
-        self
-    }
-
-    /// Users (with `arrival_rate`: users started beforehand).
-    pub fn users(mut self, users: u32) -> Self {
-        self.users = Some(users);
-        self
-    }
-
-    pub fn spawn_rate(mut self, rate: f64) -> Self {
-        self.spawn_rate = Some(rate);
-        self
-    }
-
-    /// Each user stops after this many iterations.
-    pub fn iterations(mut self, n: u64) -> Self {
-        self.iterations = Some(n);
-        self
-    }
-
-    /// The users share this many iterations.
-    pub fn shared_iterations(mut self, n: u64) -> Self {
-        self.shared_iterations = Some(n);
-        self
-    }
-
-    /// Users (or with `arrival_rate`, the rate) ramp through `(target, duration)` stages.
-    pub fn stages(mut self, stages: &[(f64, Duration)]) -> Self {
-        self.stages = stages.to_vec();
-        self
-    }
-
-    /// Iterations started per second whatever the response times.
-    pub fn arrival_rate(mut self, per_second: f64) -> Self {
-        self.arrival_rate = Some(per_second);
-        self
-    }
-
-    /// With `arrival_rate`: the most users started when every user is busy.
-    pub fn max_vus(mut self, n: u32) -> Self {
-        self.max_vus = Some(n);
-        self
-    }
-
     fn to_wit(&self) -> wit::ScenarioOptions {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let load = &self.load;
         wit::ScenarioOptions {
             name: self.name.clone(),
             tasks: self.tasks.clone(),
-            start_ms: ms(self.start),
-            run_time_ms: self.run_time.map(ms),
-            users: self.users,
-            spawn_rate: self.spawn_rate,
-            iterations: self.iterations,
-            shared_iterations: self.shared_iterations,
-            stages: self.stages.iter().map(|&(target, d)| wit::Stage { target, duration_ms: ms(d) }).collect(),
-            arrival_rate: self.arrival_rate,
-            max_vus: self.max_vus,
+            start_ms: ms64(self.start),
+            run_time_ms: load.run_time.map(ms64),
+            users: load.users,
+            spawn_rate: load.spawn_rate,
+            iterations: load.iterations,
+            shared_iterations: load.shared_iterations,
+            stages: load.wit_stages(),
+            arrival_rate: load.arrival_rate,
+            max_vus: load.max_vus,
         }
     }
 }
