@@ -12,8 +12,9 @@
 //! - custom metrics by name: counters `count`/`rate`, gauges `value`/`min`/`max`, rates
 //!   `rate`, trends as durations but unitless.
 //!
-//! Tags select series: `name` and `method` for requests, `scenario` (alone) for requests and
-//! iterations, `check` for checks, and any tag a custom metric was recorded with. A threshold whose metric has no data fails (a typo in a
+//! Tags select series: `name`, `method` and any tag the scenario set for requests,
+//! `scenario` (alone) for requests and iterations, `check` for checks, and any tag a custom
+//! metric was recorded with. A threshold whose metric has no data fails (a typo in a
 //! name must not pass silently).
 
 use std::time::Duration;
@@ -136,9 +137,8 @@ fn parse(text: &str) -> Result<Threshold, String> {
         custom => Metric::Custom(custom.to_owned()),
     };
     let allowed_tags: &[&str] = match metric {
-        Metric::HttpReqDuration | Metric::HttpReqPhase(_) | Metric::HttpReqFailed | Metric::HttpReqs => {
-            &["name", "method", "scenario"]
-        }
+        // `name`, `method`, `scenario`, or any tag the scenario set on its requests.
+        Metric::HttpReqDuration | Metric::HttpReqPhase(_) | Metric::HttpReqFailed | Metric::HttpReqs => &[],
         Metric::Iterations | Metric::DroppedIterations => &["scenario"],
         Metric::IterationDuration => &["-"],
         Metric::Checks => &["check"],
@@ -247,7 +247,10 @@ impl Threshold {
             return stats.scenario_requests(scenario);
         }
         let (name, method) = (self.tag("name"), self.tag("method"));
-        stats.requests_where(|m, n| name.is_none_or(|x| x == n) && method.is_none_or(|x| x == m))
+        let keep = |m: &str, n: &str| name.is_none_or(|x| x == n) && method.is_none_or(|x| x == m);
+        let custom: Vec<(String, String)> =
+            self.tags.iter().filter(|(k, _)| k != "name" && k != "method").cloned().collect();
+        if custom.is_empty() { stats.requests_where(keep) } else { stats.tagged_where(keep, &custom) }
     }
 
     fn tag(&self, name: &str) -> Option<&str> {
@@ -381,7 +384,8 @@ mod tests {
             ("http_req_duration:avg<fast", "is not a number"),
             ("http_req_failed:rate<3ms", "is not a unit"),
             ("http_req_duration{name:/a:avg<3", "no closing"),
-            ("http_req_duration{status:200}:avg<3", "has no tag `status`"),
+            ("iterations{status:200}:count<3", "has no tag `status`"),
+            ("http_reqs{scenario:a,name:/x}:count<3", "`scenario` as its only tag"),
             ("http_req_duration{name}:avg<3", "is not NAME:VALUE"),
             (":avg<3", "metric name is empty"),
             ("iterations:count>1,abortOnFail5s", "optional =DELAY"),
@@ -404,6 +408,7 @@ mod tests {
                 corrected_us: None,
                 phases: None,
                 scenario: None,
+                tags: "",
                 bytes: 0,
                 outcome,
             });

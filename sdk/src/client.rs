@@ -16,6 +16,7 @@ pub fn request(method: &str, url: impl Into<String>) -> RequestBuilder {
             body: None,
             name: None,
             timeout_ms: None,
+            tags: Vec::new(),
             catch_response: false,
         },
     }
@@ -57,6 +58,13 @@ impl RequestBuilder {
     /// Groups statistics under `name` instead of the URL (Locust `name=`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.inner.name = Some(name.into());
+        self
+    }
+
+    /// Tags the request's statistics (k6 `params.tags`); thresholds select tagged requests
+    /// with `http_req_duration{tag:value}`.
+    pub fn tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.tags.push((name.into(), value.into()));
         self
     }
 

@@ -140,3 +140,27 @@ fn request_time_is_broken_down_into_connecting_waiting_and_receiving() {
     assert!(guest["min"].as_f64().expect("min") >= 100.0, "{guest}");
     assert!(run.stdout.contains("Where the time went"), "{}", run.stdout);
 }
+
+#[test]
+fn request_tags_select_series_for_thresholds_and_the_report() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TAG_TASKS", "1")
+        .env("PROBE_TASKS", "fast:1:/,slow:1:/delay/40")
+        .args(&["-u", "2", "--shared-iterations", "30"])
+        .args(&["--threshold", "http_req_duration{task:slow}:min>=40"])
+        .args(&["--threshold", "http_req_duration{task:fast}:max<40"])
+        .args(&["--threshold", "http_reqs{task:nope}:count>0"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 99, "only the threshold on a tag nobody set fails:\n{}", run.stdout);
+    assert!(run.stdout.contains("✓ pass  http_req_duration{task:slow}:min>=40"), "{}", run.stdout);
+    assert!(run.stdout.contains("✓ pass  http_req_duration{task:fast}:max<40"), "{}", run.stdout);
+    assert!(run.stdout.contains("✗ FAIL  http_reqs{task:nope}:count>0  (value: no data)"), "{}", run.stdout);
+    let tagged = run.report()["tagged"].as_array().expect("tagged rows").clone();
+    let count =
+        |tags: &str| tagged.iter().find(|r| r["tags"] == tags).and_then(|r| r["requests"].as_u64()).unwrap_or_default();
+    assert_eq!(count("task:fast"), server.count("/"));
+    assert_eq!(count("task:slow"), server.count("/delay/40"));
+    assert_eq!(count("task:fast") + count("task:slow"), 30);
+}

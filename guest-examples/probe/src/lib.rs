@@ -18,6 +18,7 @@
 //! - `PROBE_TIMEOUT_MS`: the request timeout.
 //! - `PROBE_WAIT=throughput:N`: Locust's `constant_throughput(N)` (N tasks per second).
 //! - `PROBE_SHAPE`: `until_ms:users:spawn_rate;...`, a Locust load shape in the plan.
+//! - `PROBE_TAG_TASKS=1`: tags each request `task:<task name>`.
 //! - `PROBE_SCENARIOS`: `name:task+task:start_ms:run_time_ms:users;...`, scenarios in the
 //!   plan (k6 `scenarios`), each running the named tasks with constant users.
 //! - `PROBE_ARRIVAL`: an arrival rate (iterations per second) in the plan's options.
@@ -52,6 +53,7 @@ struct Probe {
     error: bool,
     timeout: Option<Duration>,
     metrics: bool,
+    tag_tasks: bool,
     setup_data: Option<String>,
 }
 
@@ -66,6 +68,7 @@ impl Default for Probe {
             error: env("PROBE_ERROR").is_some(),
             timeout: env_num("PROBE_TIMEOUT_MS").map(Duration::from_millis),
             metrics: env("PROBE_METRICS").is_some(),
+            tag_tasks: env("PROBE_TAG_TASKS").is_some(),
             setup_data: vu::setup_data(),
         }
     }
@@ -82,7 +85,8 @@ impl User for Probe {
             };
             let path = path.to_owned();
             let weight = weight.parse().unwrap_or(1);
-            plan = plan.weighted(name, weight, move |probe: &mut Probe| probe.hit(&path));
+            let task = name.to_owned();
+            plan = plan.weighted(name, weight, move |probe: &mut Probe| probe.hit(&path, &task));
         }
         if let Some(shape) = env("PROBE_SHAPE") {
             let steps: Vec<(Duration, u32, f64)> = shape
@@ -168,13 +172,16 @@ fn wait_time() -> WaitTime {
 }
 
 impl Probe {
-    fn hit(&self, path: &str) -> TaskResult {
+    fn hit(&self, path: &str, task: &str) -> TaskResult {
         if self.panic_at == Some(vu::iteration()) {
             panic!("probe panics at iteration {}", vu::iteration());
         }
         let mut request = wasmload::request(&self.method, path).header("x-vu", vu::id().to_string());
         if let Some(name) = &self.name {
             request = request.name(name.clone());
+        }
+        if self.tag_tasks {
+            request = request.tag("task", task);
         }
         if let Some(data) = &self.setup_data {
             request = request.header("x-setup", data.clone());

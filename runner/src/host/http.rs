@@ -22,6 +22,7 @@ struct Pending {
     corrected_us: Option<u64>,
     phases: Option<Phases>,
     scenario: Option<Arc<str>>,
+    tags: String,
     bytes: u64,
     /// The outcome if the guest says nothing: the status-based failure message, if any.
     default_failure: Option<String>,
@@ -36,6 +37,7 @@ impl Pending {
             corrected_us: self.corrected_us,
             phases: self.phases,
             scenario: self.scenario.as_deref(),
+            tags: &self.tags,
             bytes: self.bytes,
             outcome: match outcome {
                 Ok(()) => Outcome::Success,
@@ -89,7 +91,7 @@ impl PendingResponses {
 impl Host for VuState {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
         let started = Instant::now();
-        let Request { method, url, headers, body, name, timeout_ms, catch_response } = request;
+        let Request { method, url, headers, body, name, timeout_ms, tags, catch_response } = request;
         let outgoing = Outgoing {
             method: &method,
             url: &url,
@@ -109,6 +111,7 @@ impl Host for VuState {
             name if name.len() > MAX_NAME_BYTES => format!("{}…", super::vu::truncate(&name, MAX_NAME_BYTES)),
             name => name,
         };
+        let tags = tag_set(&tags);
         let incoming = match result {
             Ok(incoming) => incoming,
             Err(error) => {
@@ -120,6 +123,7 @@ impl Host for VuState {
                     corrected_us,
                     phases: None,
                     scenario: self.scenario.as_deref(),
+                    tags: &tags,
                     bytes: 0,
                     outcome: Outcome::Failure(&message),
                 });
@@ -142,6 +146,7 @@ impl Host for VuState {
             corrected_us,
             phases: Some(phases),
             scenario: self.scenario.clone(),
+            tags,
             bytes: incoming.body_len,
             default_failure,
         };
@@ -167,4 +172,14 @@ impl Host for VuState {
     async fn report(&mut self, id: u64, outcome: Result<(), String>) {
         self.pending.settle(id, outcome.as_ref().map(|_| ()).map_err(String::as_str), &self.recorder);
     }
+}
+
+/// The guest's request tags as one series key: `k:v` pairs, each cut to `MAX_NAME_BYTES`,
+/// sorted, joined by commas (empty when there are none).
+fn tag_set(tags: &[(String, String)]) -> String {
+    if tags.is_empty() {
+        return String::new();
+    }
+    let cut = |s: &str| super::vu::truncate(s, MAX_NAME_BYTES).to_owned();
+    crate::stats::SeriesKey::new("", &tags.iter().map(|(k, v)| (cut(k), cut(v))).collect::<Vec<_>>()).tags
 }

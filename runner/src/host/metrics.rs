@@ -23,10 +23,16 @@ impl Host for VuState {
             WitKind::Rate => MetricKind::Rate,
             WitKind::Trend => MetricKind::Trend,
         };
-        let tags: Vec<(String, String)> = tags
+        let mut tags: Vec<(String, String)> = tags
             .into_iter()
             .map(|(k, v)| (truncate(&k, MAX_NAME_BYTES).to_owned(), truncate(&v, MAX_NAME_BYTES).to_owned()))
             .collect();
+        // Every metric carries its scenario, when the run has several.
+        if let Some(scenario) = &self.scenario
+            && !tags.iter().any(|(k, _)| k == "scenario")
+        {
+            tags.push(("scenario".to_owned(), scenario.to_string()));
+        }
         if let Err(message) = self.recorder.metric(truncate(&name, MAX_NAME_BYTES), kind, value, &tags) {
             self.recorder.task_error("metrics", &message);
         }

@@ -311,6 +311,7 @@ mod tests {
                 corrected_us: None,
                 phases: None,
                 scenario: None,
+                tags: "",
                 bytes: 100,
                 outcome: if i == 0 { Outcome::Failure("HTTP 500 Internal Server Error") } else { Outcome::Success },
             });

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::custom::{CheckCount, CheckRow, MetricRow, Series, SeriesKey};
 use super::entry::{Entry, new_histogram};
-use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, ScenarioShard, lock};
+use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, ScenarioShard, TaggedKey, lock};
 
 /// Percentiles shown in the summary, the same as Locust's.
 pub const PERCENTILES: [(f64, &str); 11] = [
@@ -51,6 +51,7 @@ pub struct Aggregator {
     checks: BTreeMap<String, CheckCount>,
     metrics: BTreeMap<SeriesKey, Series>,
     scenarios: BTreeMap<String, ScenarioShard>,
+    tagged: BTreeMap<TaggedKey, Entry>,
     window: VecDeque<WindowSlot>,
 }
 
@@ -79,6 +80,7 @@ impl Aggregator {
             checks: BTreeMap::new(),
             metrics: BTreeMap::new(),
             scenarios: BTreeMap::new(),
+            tagged: BTreeMap::new(),
             window,
         };
         (aggregator, recorder)
@@ -126,6 +128,10 @@ impl Aggregator {
                 total.iterations += std::mem::take(&mut part.iterations);
                 total.dropped_iterations += std::mem::take(&mut part.dropped_iterations);
                 part.requests.reset();
+            }
+            for (key, entry) in shard.tagged.iter_mut().filter(|(_, e)| e.requests > 0) {
+                self.tagged.entry(key.clone()).or_default().merge(entry);
+                entry.reset();
             }
             for (name, count) in shard.checks.drain() {
                 let total = self.checks.entry(name).or_default();
@@ -186,6 +192,14 @@ impl Aggregator {
                     requests: StatsRow::new("", name, &s.requests, secs),
                 })
                 .collect(),
+            tagged: self
+                .tagged
+                .iter()
+                .map(|(key, entry)| TaggedRow {
+                    tags: key.tags.clone(),
+                    row: StatsRow::new(&key.method, &key.name, entry, secs),
+                })
+                .collect(),
             rows,
             aggregated: StatsRow::new("", "Aggregated", &aggregated, secs),
             errors: error_rows(&self.errors),
@@ -218,6 +232,19 @@ impl Aggregator {
             None => (self.iterations, self.dropped_iterations),
             Some(name) => self.scenarios.get(name).map_or((0, 0), |s| (s.iterations, s.dropped_iterations)),
         }
+    }
+
+    /// The tagged requests whose method and name pass `keep` and whose tags include all of
+    /// `wanted`, merged.
+    pub fn tagged_where(&self, keep: impl Fn(&str, &str) -> bool, wanted: &[(String, String)]) -> Entry {
+        let mut all = Entry::default();
+        for (key, entry) in &self.tagged {
+            let series = SeriesKey { name: String::new(), tags: key.tags.clone() };
+            if keep(&key.method, &key.name) && series.has_tags(wanted) {
+                all.merge(entry);
+            }
+        }
+        all
     }
 
     /// The requests of one scenario, merged (empty if it made none).
@@ -303,6 +330,9 @@ pub struct Snapshot {
     pub checks: Vec<CheckRow>,
     /// Custom metrics recorded by the scenario, by name and tags.
     pub metrics: Vec<MetricRow>,
+    /// Requests the scenario tagged, per method, name and tag set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tagged: Vec<TaggedRow>,
     /// Per scenario, when the run has several (k6 `scenarios`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioRow>,
@@ -314,6 +344,15 @@ pub struct Snapshot {
     pub current_rps: f64,
     pub current_failures_per_s: f64,
     pub current_p95_ms: f64,
+}
+
+/// The requests of one method, name and tag set.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaggedRow {
+    /// `k:v` pairs, comma-separated.
+    pub tags: String,
+    #[serde(flatten)]
+    pub row: StatsRow,
 }
 
 /// One scenario's totals.
@@ -440,6 +479,7 @@ mod tests {
                             corrected_us: None,
                             phases: None,
                             scenario: None,
+                            tags: "",
                             bytes: 2,
                             outcome: if failed { Outcome::Failure("HTTP 500") } else { Outcome::Success },
                         });
@@ -473,6 +513,7 @@ mod tests {
             corrected_us: None,
             phases: None,
             scenario: None,
+            tags: "",
             bytes: 0,
             outcome: Outcome::Success,
         };

@@ -27,6 +27,8 @@ pub struct Sample<'a> {
     pub phases: Option<Phases>,
     /// The scenario that made it, when the run has several.
     pub scenario: Option<&'a str>,
+    /// The guest's tags, `k:v` pairs sorted and joined by commas (empty: none).
+    pub tags: &'a str,
     pub bytes: u64,
     pub outcome: Outcome<'a>,
 }
@@ -58,6 +60,14 @@ impl Equivalent<RequestKey> for RequestKeyRef<'_> {
     }
 }
 
+/// A tagged-requests key: method, name and the tag set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct TaggedKey {
+    pub method: String,
+    pub name: String,
+    pub tags: String,
+}
+
 /// An error-report key: where the error happened and its message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct ErrorKey {
@@ -87,6 +97,13 @@ impl Equivalent<ErrorKey> for ErrorKeyRef<'_> {
     }
 }
 
+/// A `TaggedKey` has the same shape as an `ErrorKey` (three strings hashed in order).
+impl Equivalent<TaggedKey> for ErrorKeyRef<'_> {
+    fn equivalent(&self, key: &TaggedKey) -> bool {
+        self.method == key.method && self.name == key.name && self.message == key.tags
+    }
+}
+
 /// What one thread recorded since the aggregator last visited.
 #[derive(Default)]
 pub(super) struct Shard {
@@ -106,14 +123,34 @@ pub(super) struct Shard {
     pub dropped_iterations: u64,
     /// Per scenario, when the run has several.
     pub scenarios: HashMap<String, ScenarioShard>,
+    /// Requests the guest tagged, per method, name and tag set.
+    pub tagged: HashMap<TaggedKey, Entry>,
     /// All requests together, for the live percentiles of the last few seconds.
     pub window: Option<hdrhistogram::Histogram<u64>>,
 }
 
 impl Shard {
-    /// Checks and custom metric series held.
+    /// Checks, custom metric series and tagged request series held.
     fn series(&self) -> usize {
-        self.checks.len() + self.metrics.len()
+        self.checks.len() + self.metrics.len() + self.tagged.len()
+    }
+
+    /// Records a tagged request in its series, unless that would pass `MAX_METRIC_SERIES`
+    /// (the request is still counted in its row).
+    fn record_tagged(&mut self, sample: &Sample<'_>, failed: bool) {
+        let key = ErrorKeyRef { method: sample.method, name: sample.name, message: sample.tags };
+        if let Some(entry) = self.tagged.get_mut(&key) {
+            entry.record_sample(sample, failed);
+        } else if self.series() < MAX_METRIC_SERIES {
+            let mut entry = Entry::default();
+            entry.record_sample(sample, failed);
+            let key = TaggedKey {
+                method: sample.method.to_owned(),
+                name: sample.name.to_owned(),
+                tags: sample.tags.to_owned(),
+            };
+            self.tagged.insert(key, entry);
+        }
     }
 
     fn record(&mut self, sample: &Sample<'_>) {
@@ -133,6 +170,9 @@ impl Shard {
         }
         if let Some(scenario) = sample.scenario {
             self.scenario(scenario).requests.record_sample(sample, failed);
+        }
+        if !sample.tags.is_empty() {
+            self.record_tagged(sample, failed);
         }
         let _ = self.window.get_or_insert_with(new_histogram).record(sample.elapsed_us.max(1));
     }
