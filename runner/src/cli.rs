@@ -110,6 +110,15 @@ pub struct RunArgs {
     pub insecure: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// Another host the plan may reach besides --host (repeatable): example.test,
+    /// *.example.test (its subdomains), 127.0.0.1:8080. With neither, any host is allowed.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_hosts: Vec<crate::client::HostPattern>,
+    /// Operator policy file (TOML): ceilings on users, duration, arrival rate, guest memory
+    /// and CPU, the hosts runs may target, and whether loopback and private addresses may
+    /// be reached. A run asking for more is refused before it starts.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::bindings::{Options, Plan, ScenarioOptions, ShapeStep as WitStep, Stage as WitStage};
 use crate::cli::{LoadArgs, OutputArgs};
-use crate::client::BaseUrl;
+use crate::client::{BaseUrl, HostPattern};
 use crate::host::GuestLimits;
 use crate::load::{ArrivalRate, Executor, Ramp, ShapeStep, Stage, Stages};
 use crate::thresholds::Threshold;
@@ -32,6 +32,8 @@ pub struct RunConfig {
     pub limits: GuestLimits,
     /// The plan's thresholds, then the command line's.
     pub thresholds: Vec<Threshold>,
+    /// `--allow-host` patterns.
+    pub allow_hosts: Vec<HostPattern>,
 }
 
 /// One scenario of a run (k6 `scenarios`).
@@ -108,6 +110,9 @@ pub struct Requested {
     pub insecure: bool,
     pub output: OutputArgs,
     pub limits: GuestLimits,
+    pub allow_hosts: Vec<HostPattern>,
+    /// `--policy FILE`.
+    pub policy: Option<PathBuf>,
 }
 
 /// Why the plan's own defaults cannot be used.
@@ -174,6 +179,7 @@ impl Requested {
             insecure: self.insecure,
             output: self.output,
             limits: self.limits,
+            allow_hosts: self.allow_hosts,
         })
     }
 }
@@ -340,6 +346,8 @@ mod tests {
             insecure: false,
             output: OutputArgs { json: None, exit_code_on_error: 0, quiet: true, thresholds: vec![] },
             limits: GuestLimits::default(),
+            allow_hosts: vec![],
+            policy: None,
         }
     }
 

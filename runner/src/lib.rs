@@ -16,6 +16,7 @@ pub mod limits;
 pub mod load;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod run;
 pub mod stats;
 pub mod target;
@@ -43,6 +44,8 @@ fn requested(args: RunArgs) -> Requested {
         insecure: args.insecure,
         output: args.output,
         limits: GuestLimits { memory: args.sandbox.max_vu_memory, cpu: args.sandbox.max_guest_cpu },
+        allow_hosts: args.allow_hosts,
+        policy: args.policy,
     }
 }
 
@@ -77,6 +80,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         insecure: false,
         output: args.output,
         limits: GuestLimits::default(),
+        allow_hosts: Vec::new(),
+        policy: None,
     };
     Ok(run::run(requested).await?.exit_code)
 }

@@ -12,12 +12,13 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::HttpShared;
+use crate::client::{HttpShared, NetPolicy};
 use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
 use crate::output::{console, json, starting, summary};
 use crate::plan::{self, MemoryImages};
+use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
 
@@ -38,6 +39,10 @@ pub struct RunOutcome {
 
 /// Runs the plan as `requested`.
 pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
+    let policy = match &requested.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::none(),
+    };
     let images = MemoryImages::for_users(requested.load.peak_users());
     if images == MemoryImages::Copied {
         console::line(
@@ -46,7 +51,8 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
         );
     }
     let probe_shared = HostShared {
-        http: Arc::new(HttpShared::new(None, false)?),
+        // `describe` only declares the plan: it may not send anything.
+        http: Arc::new(HttpShared::new(None, false, NetPolicy::closed())?),
         env: requested.env.clone(),
         limits: requested.limits,
         setup_data: None,
@@ -57,12 +63,14 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let _ticker = EpochTicker::start(engine.clone());
     let loaded = Arc::new(plan::load(&requested.plan_path, engine, images, &probe_shared).await?);
     release_compiler_memory();
-    let cfg = requested.resolve(&loaded.plan)?;
+    let mut cfg = requested.resolve(&loaded.plan)?;
+    policy.enforce(&mut cfg).map_err(|why| anyhow::anyhow!("the run was refused: {why}"))?;
+    let network = policy.network(cfg.host.as_ref().map(|h| h.origin()), &cfg.allow_hosts);
     warn_about_map_count(cfg.max_users(), images);
 
     let (mut aggregator, recorder) = Aggregator::new();
     let mut shared = HostShared {
-        http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure)?),
+        http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure, network)?),
         env: cfg.env.clone(),
         limits: cfg.limits,
         setup_data: None,

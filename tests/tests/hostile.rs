@@ -107,3 +107,95 @@ fn headers_the_runner_owns_and_header_injection_are_refused() {
     let errors = task_errors(&run);
     assert!(errors.iter().any(|e| e.contains("the value of header `x-a` is not valid")), "{errors:?}");
 }
+
+#[test]
+fn requests_to_hosts_other_than_the_target_are_refused_whatever_their_spelling() {
+    let probe = Server::start();
+    let port = probe.addr.port();
+    for (url, says) in [
+        ("http://169.254.169.254/latest/meta-data/".to_owned(), "http://169.254.169.254:80 is not an allowed host"),
+        (format!("http://2130706433:{port}/attack"), "is not an allowed host"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/attack"), "is not an allowed host"),
+        (format!("http://0x7f.0.0.1:{port}/attack"), "is not an allowed host"),
+        ("http://127.0.0.1:1/attack".to_owned(), "is not an allowed host"),
+    ] {
+        let (server, run) = attack(&format!("ssrf:{url}"), "1s", &[]);
+        let errors = task_errors(&run);
+        assert!(errors.iter().any(|e| e.contains("request refused") && e.contains(says)), "{url}: {errors:?}");
+        assert_eq!(server.count("/attack") + probe.count("/attack"), 0, "{url} reached a server");
+        others_kept_their_pace(&server, 1.0);
+    }
+}
+
+#[test]
+fn a_name_that_resolves_to_a_forbidden_address_class_is_refused_after_resolving() {
+    let policy = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    std::fs::write(policy.path(), "allow_loopback = false\nallow_private = false\n").expect("write policy");
+    let policy = policy.path().to_str().expect("utf-8 path").to_owned();
+    let server = Server::start();
+    let port = server.addr.port();
+    let allow = format!("localhost:{port}");
+    let url = format!("ssrf:http://localhost:{port}/attack");
+    let run = Runner::run(guests::HOSTILE)
+        .host(&server)
+        .env("HOSTILE", &url)
+        .args(&["-u", "3", "-r", "100", "-t", "1s", "--allow-host", &allow, "--policy", &policy])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let errors = task_errors(&run);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("resolves to 127.0.0.1, a loopback address the network policy does not allow")
+                || e.contains("resolves to ::1, a loopback address")),
+        "{errors:?}"
+    );
+    assert_eq!(server.count("/attack"), 0);
+    // The --host target itself is trusted by whoever started the run.
+    others_kept_their_pace(&server, 1.0);
+}
+
+#[test]
+fn the_operator_policy_refuses_a_run_that_asks_for_more_before_it_starts() {
+    let server = Server::start();
+    let policy = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    let path = policy.path().to_str().expect("utf-8 path").to_owned();
+    for (text, args, says) in [
+        ("max_users = 2\n", vec!["-u", "3"], "the run may start 3 users, but the policy"),
+        ("max_duration = \"1s\"\n", vec!["-t", "5s"], "allows at most 1s (max_duration)"),
+        ("max_arrival_rate = 10\n", vec!["--arrival-rate", "50/s", "-t", "1s"], "at most 10 (max_arrival_rate)"),
+        ("max_vu_memory = \"16MiB\"\n", vec!["-t", "1s"], "(max_vu_memory)"),
+        ("allowed_hosts = [\"*.example.test\"]\n", vec!["-t", "1s"], "is not among the hosts the policy"),
+        ("max_users = \"many\"\n", vec!["-t", "1s"], "is not valid"),
+    ] {
+        std::fs::write(&path, text).expect("write policy");
+        let mut all = vec!["--policy", path.as_str()];
+        all.extend(args);
+        let run = Runner::run(guests::PROBE).host(&server).args(&all).finish(LIMIT);
+        assert_eq!(run.code(), 1, "{text}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{text}: {}", run.stderr);
+    }
+    assert_eq!(server.total(), 0, "nothing was sent");
+    // Within the policy, the run goes ahead; a run with no end gets max_duration.
+    std::fs::write(&path, "max_users = 2\nmax_duration = \"1s\"\nallowed_hosts = [\"127.0.0.1\"]\n").expect("write");
+    let started = std::time::Instant::now();
+    let run = Runner::run(guests::PROBE).host(&server).args(&["--policy", &path, "-u", "2"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10), "ended by max_duration");
+    assert!(server.total() > 0);
+}
+
+#[test]
+fn files_environment_and_sockets_are_out_of_reach() {
+    let probe = Server::start();
+    let socket = probe.addr.to_string();
+    for (mode, says) in
+        [("read-file", "no file access"), ("env", "environment: HOSTILE,HOSTILE_SOCKET"), ("socket", "no socket")]
+    {
+        let (server, run) = attack(mode, "1s", &["--env", &format!("HOSTILE_SOCKET={socket}")]);
+        let errors = task_errors(&run);
+        assert!(errors.iter().any(|e| e.contains(says)), "{mode}: {errors:?}");
+        others_kept_their_pace(&server, 1.0);
+    }
+    assert_eq!(probe.total(), 0);
+}

@@ -3,6 +3,7 @@
 //! with the VU's own cookie jar. Times every request from before connecting to the last
 //! body byte.
 
+mod policy;
 mod rules;
 mod target;
 mod tls;
@@ -19,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_KEPT};
+pub use policy::{AddressClass, HostPattern, NetPolicy, classify};
 pub use target::{BaseUrl, Origin, Target, UrlError};
 
 /// `User-Agent` sent unless the scenario sets one.
@@ -28,6 +30,7 @@ const USER_AGENT: &str = concat!("wasmload/", env!("CARGO_PKG_VERSION"));
 pub struct HttpShared {
     pub base: Option<BaseUrl>,
     connector: tokio_rustls::TlsConnector,
+    policy: NetPolicy,
 }
 
 impl std::fmt::Debug for HttpShared {
@@ -37,9 +40,9 @@ impl std::fmt::Debug for HttpShared {
 }
 
 impl HttpShared {
-    pub fn new(base: Option<BaseUrl>, insecure: bool) -> anyhow::Result<Self> {
+    pub fn new(base: Option<BaseUrl>, insecure: bool, policy: NetPolicy) -> anyhow::Result<Self> {
         let tls = tls::client_config(insecure)?;
-        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls) })
+        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls), policy })
     }
 }
 
@@ -276,8 +279,15 @@ impl VuClient {
 
 /// Connects to `origin` (TCP, then TLS for https) and starts HTTP/1.1 on the connection.
 async fn connect(shared: Arc<HttpShared>, origin: Origin) -> Result<SendRequest<Full<Bytes>>, SendError> {
+    shared.policy.check_host(&origin).map_err(SendError::Invalid)?;
     let connect = async {
-        let tcp = TcpStream::connect((&*origin.host, origin.port))
+        // Resolved once; only the addresses the policy vets are connected to.
+        let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((&*origin.host, origin.port))
+            .await
+            .map_err(|e| SendError::Connect(format!("cannot resolve {origin}: {e}")))?
+            .collect();
+        let addresses = shared.policy.vet(&origin, resolved).map_err(SendError::Invalid)?;
+        let tcp = TcpStream::connect(&addresses[..])
             .await
             .map_err(|e| SendError::Connect(format!("cannot connect to {origin}: {e}")))?;
         let _ = tcp.set_nodelay(true);

@@ -82,6 +82,11 @@ impl BaseUrl {
     pub fn as_str(&self) -> &str {
         &self.prefix
     }
+
+    /// Where the base's requests go.
+    pub fn origin(&self) -> &Origin {
+        &self.base.origin
+    }
 }
 
 /// Resolves a guest URL against the optional base.

@@ -8,6 +8,10 @@
 //! - `huge-url`, `huge-header`, `many-headers`, `huge-body`: a request past the host's size limits.
 //! - `forbidden-header`: sets `Host`, then `Transfer-Encoding`, then `Connection`.
 //! - `crlf-header`: a header value with CR LF, to inject a header.
+//! - `ssrf:URL`: a request to `URL` (the metadata service, another loopback port, an IP
+//!   literal in another spelling, a name that resolves to a private address).
+//! - `read-file`, `env`, `socket`: reads `/etc/passwd`, lists the environment, opens a TCP
+//!   socket to `HOSTILE_SOCKET`; an error says what it got if that worked.
 //!
 //! A refused request is reported as the task's error, with the runner's message.
 
@@ -76,6 +80,27 @@ fn attack() -> TaskResult {
         }
         "crlf-header" => {
             get("/attack").header("x-a", "1\r\nx-injected: 1").send()?;
+        }
+        ssrf if ssrf.starts_with("ssrf:") => {
+            get(&ssrf["ssrf:".len()..]).send()?;
+            return Err(Error::msg(format!("reached {}", &ssrf["ssrf:".len()..])));
+        }
+        "read-file" => {
+            return match std::fs::read_to_string("/etc/passwd") {
+                Ok(text) => Err(Error::msg(format!("read /etc/passwd: {} bytes", text.len()))),
+                Err(e) => Err(Error::msg(format!("no file access: {e}"))),
+            };
+        }
+        "env" => {
+            let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            return Err(Error::msg(format!("environment: {}", names.join(","))));
+        }
+        "socket" => {
+            let target = std::env::var("HOSTILE_SOCKET").unwrap_or_default();
+            return match std::net::TcpStream::connect(&target) {
+                Ok(_) => Err(Error::msg(format!("opened a socket to {target}"))),
+                Err(e) => Err(Error::msg(format!("no socket: {e}"))),
+            };
         }
         other => return Err(Error::msg(format!("unknown HOSTILE mode `{other}`"))),
     }
