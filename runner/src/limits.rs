@@ -23,6 +23,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// the terminal with one call.
 pub const MAX_LOG_LINE: usize = 4096;
 
+/// Lines a VU may print a second (`vu.log`, stdout, stderr), in bursts of twice as many. A
+/// scenario logging every request at 1,000 requests/s would otherwise bury the status line
+/// and the runner's own messages, and serialise every VU on the terminal's lock.
+pub const GUEST_LOG_LINES_PER_SEC: u32 = 10;
+
+/// Lines all VUs together may print a second: what a person (or a CI log) can still read.
+pub const ALL_GUESTS_LOG_LINES_PER_SEC: u32 = 100;
+
 /// `catch-response` requests a guest may leave unsettled within one task; beyond this the
 /// oldest is settled with its default outcome so host memory stays bounded.
 pub const MAX_PENDING_RESPONSES: usize = 1024;

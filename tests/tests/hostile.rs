@@ -199,3 +199,14 @@ fn files_environment_and_sockets_are_out_of_reach() {
     }
     assert_eq!(probe.total(), 0);
 }
+
+#[test]
+fn a_log_flood_is_cut_to_the_rate_limit_and_stripped_of_escapes() {
+    let (server, run) = attack("log-flood", "2s", &[]);
+    let flood_lines = run.stderr.lines().filter(|l| l.contains("flood ") || l.contains("out ")).count();
+    // 10 lines a second per VU, in bursts of 20: about 40 in 2 s, not 2,000 a task.
+    assert!((10..=60).contains(&flood_lines), "{flood_lines} flood lines printed");
+    assert!(run.stderr.contains("log lines dropped: at most 10 a second per VU"), "{}", run.stderr);
+    assert!(!run.stderr.contains('\x1b'), "no escape sequence reaches the terminal");
+    others_kept_their_pace(&server, 2.0);
+}

@@ -1,6 +1,7 @@
 //! What a VU's `Store` holds, and the host side of each WIT interface (one file each).
 
 mod http;
+mod logs;
 mod metrics;
 mod sandbox;
 mod stdio;
@@ -48,6 +49,8 @@ pub struct VuState {
     /// Guest compute since the VU last waited on the host.
     pub clock: GuestClock,
     setup_data: Option<Arc<str>>,
+    /// This VU's log budget (`vu.log`, stdout, stderr).
+    log: logs::GuestLog,
 }
 
 impl std::fmt::Debug for VuState {
@@ -61,7 +64,10 @@ impl VuState {
     /// stdout and stderr go to the runner's console prefixed with the VU id.
     pub fn new(id: u32, shared: &HostShared, recorder: Recorder) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.envs(&shared.env).stdout(stdio::GuestOutput::new(id)).stderr(stdio::GuestOutput::new(id));
+        let log = logs::GuestLog::new(id);
+        wasi.envs(&shared.env)
+            .stdout(stdio::GuestOutput::new(log.clone()))
+            .stderr(stdio::GuestOutput::new(log.clone()));
         Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -75,6 +81,7 @@ impl VuState {
             limits: shared.limits,
             clock: GuestClock::default(),
             setup_data: shared.setup_data.clone(),
+            log,
         }
     }
 

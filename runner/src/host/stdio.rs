@@ -1,5 +1,6 @@
 //! The guest's stdout and stderr: each complete line goes to the runner's console prefixed
-//! with the VU id, so output of many VUs stays readable and never tears the status line.
+//! with the VU id (within the VU's log budget), so output of many VUs stays readable and
+//! never tears the status line.
 
 use std::io;
 use std::pin::Pin;
@@ -8,19 +9,19 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use super::logs::GuestLog;
 use super::vu::truncate;
 use crate::limits::MAX_LOG_LINE;
-use crate::output::console;
 
 /// A VU's stdout or stderr.
 #[derive(Debug, Clone)]
 pub struct GuestOutput {
-    vu: u32,
+    log: GuestLog,
 }
 
 impl GuestOutput {
-    pub fn new(vu: u32) -> Self {
-        Self { vu }
+    pub fn new(log: GuestLog) -> Self {
+        Self { log }
     }
 }
 
@@ -32,13 +33,13 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { vu: self.vu, line: Vec::new() })
+        Box::new(LineWriter { log: self.log.clone(), line: Vec::new() })
     }
 }
 
 /// Buffers a partial line until its newline arrives (or the buffer reaches the log limit).
 struct LineWriter {
-    vu: u32,
+    log: GuestLog,
     line: Vec<u8>,
 }
 
@@ -46,7 +47,7 @@ impl LineWriter {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
         let text = truncate(text.trim_end_matches(['\r', '\n']), MAX_LOG_LINE);
-        console::line(&format!("[vu {}] {text}", self.vu));
+        self.log.line(text);
         self.line.clear();
     }
 }

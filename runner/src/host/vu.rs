@@ -5,7 +5,6 @@ use std::time::Duration;
 use super::VuState;
 use crate::bindings::vu::{Host, LogLevel};
 use crate::limits::MAX_LOG_LINE;
-use crate::output::console;
 
 impl Host for VuState {
     async fn id(&mut self) -> u32 {
@@ -34,7 +33,7 @@ impl Host for VuState {
             LogLevel::Error => "ERROR",
         };
         let message = truncate(&message, MAX_LOG_LINE);
-        console::line(&format!("[vu {}] {level} {message}", self.id));
+        self.log.line(&format!("{level} {message}"));
     }
 }
 

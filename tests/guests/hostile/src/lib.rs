@@ -10,6 +10,8 @@
 //! - `crlf-header`: a header value with CR LF, to inject a header.
 //! - `ssrf:URL`: a request to `URL` (the metadata service, another loopback port, an IP
 //!   literal in another spelling, a name that resolves to a private address).
+//! - `log-flood`: 1,000 log lines and 1,000 stdout lines per task, with ANSI escapes that
+//!   would clear the screen and recolour it.
 //! - `read-file`, `env`, `socket`: reads `/etc/passwd`, lists the environment, opens a TCP
 //!   socket to `HOSTILE_SOCKET`; an error says what it got if that worked.
 //!
@@ -84,6 +86,12 @@ fn attack() -> TaskResult {
         ssrf if ssrf.starts_with("ssrf:") => {
             get(&ssrf["ssrf:".len()..]).send()?;
             return Err(Error::msg(format!("reached {}", &ssrf["ssrf:".len()..])));
+        }
+        "log-flood" => {
+            for i in 0..1000 {
+                vu::log(Level::Info, &format!("\x1b[2J\x1b[31mflood {i}\x1b[0m"));
+                println!("\x1b[H\x1b[2Jout {i}");
+            }
         }
         "read-file" => {
             return match std::fs::read_to_string("/etc/passwd") {
