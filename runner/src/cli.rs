@@ -110,6 +110,8 @@ pub struct RunArgs {
     pub insecure: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Another host the plan may reach besides --host (repeatable): example.test,
     /// *.example.test (its subdomains), 127.0.0.1:8080. With neither, any host is allowed.
     #[arg(long = "allow-host", value_name = "PATTERN")]
@@ -173,6 +175,34 @@ pub struct SandboxArgs {
     /// it that VU's instance is stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub max_guest_cpu: Duration,
+}
+
+/// How long each step of a request may take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TimeoutArgs {
+    /// Opening a connection (DNS, TCP, TLS handshake).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+    /// From sending a request to the first byte of its response.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub first_byte_timeout: Duration,
+    /// The longest a response may go without a byte.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub idle_timeout: Duration,
+    /// A whole request, unless the scenario sets its own timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub request_timeout: Duration,
+}
+
+impl TimeoutArgs {
+    pub fn timeouts(&self) -> crate::client::Timeouts {
+        crate::client::Timeouts {
+            connect: self.connect_timeout,
+            first_byte: self.first_byte_timeout,
+            idle: self.idle_timeout,
+            request: self.request_timeout,
+        }
+    }
 }
 
 /// A byte count: a number with an optional unit B, KiB, MiB or GiB (KB, MB, GB and K, M, G

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::bindings::{Options, Plan, ScenarioOptions, ShapeStep as WitStep, Stage as WitStage};
 use crate::cli::{LoadArgs, OutputArgs};
-use crate::client::{BaseUrl, HostPattern};
+use crate::client::{BaseUrl, HostPattern, Timeouts};
 use crate::host::GuestLimits;
 use crate::load::{ArrivalRate, Executor, Ramp, ShapeStep, Stage, Stages};
 use crate::thresholds::Threshold;
@@ -34,6 +34,7 @@ pub struct RunConfig {
     pub thresholds: Vec<Threshold>,
     /// `--allow-host` patterns.
     pub allow_hosts: Vec<HostPattern>,
+    pub timeouts: Timeouts,
 }
 
 /// One scenario of a run (k6 `scenarios`).
@@ -113,6 +114,7 @@ pub struct Requested {
     pub allow_hosts: Vec<HostPattern>,
     /// `--policy FILE`.
     pub policy: Option<PathBuf>,
+    pub timeouts: Timeouts,
 }
 
 /// Why the plan's own defaults cannot be used.
@@ -180,6 +182,7 @@ impl Requested {
             output: self.output,
             limits: self.limits,
             allow_hosts: self.allow_hosts,
+            timeouts: self.timeouts,
         })
     }
 }
@@ -348,6 +351,7 @@ mod tests {
             limits: GuestLimits::default(),
             allow_hosts: vec![],
             policy: None,
+            timeouts: Timeouts::default(),
         }
     }
 

@@ -46,6 +46,7 @@ fn requested(args: RunArgs) -> Requested {
         limits: GuestLimits { memory: args.sandbox.max_vu_memory, cpu: args.sandbox.max_guest_cpu },
         allow_hosts: args.allow_hosts,
         policy: args.policy,
+        timeouts: args.timeouts.timeouts(),
     }
 }
 
@@ -82,6 +83,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         limits: GuestLimits::default(),
         allow_hosts: Vec::new(),
         policy: None,
+        timeouts: client::Timeouts::default(),
     };
     Ok(run::run(requested).await?.exit_code)
 }

@@ -14,6 +14,15 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request may wait to open a connection (DNS + TCP + TLS handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a sent request may wait for the first byte of its response. Shorter than the
+/// whole request's limit, so a server that accepts and never answers frees the VU (and the
+/// connection's memory) sooner, while a slow but streaming download still has the full time.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a response body may go without a byte before the request fails: a trickling
+/// server cannot hold a VU and its buffers for the whole request timeout one byte at a time.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often the engine's epoch advances. A guest that computes without calling the host
 /// yields its worker thread at each tick, so one busy VU cannot starve the others and a
 /// stop request can always interrupt it.

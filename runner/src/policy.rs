@@ -6,6 +6,7 @@
 //! max_users = 1000
 //! max_duration = "10m"          # runs without an end are given this one
 //! max_arrival_rate = 5000       # iterations per second
+//! max_request_rate = 20000      # requests per second for the whole run (they are spaced)
 //! max_vu_memory = "128MiB"
 //! max_guest_cpu = "10s"
 //! allowed_hosts = ["*.staging.example.test", "127.0.0.1:8080"]
@@ -29,6 +30,7 @@ struct PolicyFile {
     max_users: Option<u32>,
     max_duration: Option<String>,
     max_arrival_rate: Option<f64>,
+    max_request_rate: Option<f64>,
     max_vu_memory: Option<String>,
     max_guest_cpu: Option<String>,
     #[serde(default)]
@@ -45,6 +47,9 @@ pub struct Policy {
     pub max_users: Option<u32>,
     pub max_duration: Option<Duration>,
     pub max_arrival_rate: Option<f64>,
+    /// Requests a second for the whole run, whatever its load model: requests are spaced
+    /// to stay under it (the wait is not counted in their latency).
+    pub max_request_rate: Option<f64>,
     pub max_vu_memory: Option<usize>,
     pub max_guest_cpu: Option<Duration>,
     /// Empty: any host.
@@ -78,6 +83,12 @@ impl Policy {
             max_users: file.max_users,
             max_duration: duration("max_duration", file.max_duration)?,
             max_arrival_rate: file.max_arrival_rate,
+            max_request_rate: match file.max_request_rate {
+                Some(r) if !(r.is_finite() && r > 0.0) => {
+                    return Err(bad("max_request_rate", format!("{r} is not a rate above 0")));
+                }
+                r => r,
+            },
             max_vu_memory: file
                 .max_vu_memory
                 .map(|m| crate::cli::parse_size(&m).map_err(|e| bad("max_vu_memory", e)))

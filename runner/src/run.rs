@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::{HttpShared, NetPolicy};
+use crate::client::{HttpShared, NetPolicy, Timeouts};
 use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
@@ -52,7 +52,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     }
     let probe_shared = HostShared {
         // `describe` only declares the plan: it may not send anything.
-        http: Arc::new(HttpShared::new(None, false, NetPolicy::closed())?),
+        http: Arc::new(HttpShared::new(None, false, NetPolicy::closed(), Timeouts::default(), None)?),
         env: requested.env.clone(),
         limits: requested.limits,
         setup_data: None,
@@ -70,7 +70,13 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
 
     let (mut aggregator, recorder) = Aggregator::new();
     let mut shared = HostShared {
-        http: Arc::new(HttpShared::new(cfg.host.clone(), cfg.insecure, network)?),
+        http: Arc::new(HttpShared::new(
+            cfg.host.clone(),
+            cfg.insecure,
+            network,
+            cfg.timeouts,
+            policy.max_request_rate,
+        )?),
         env: cfg.env.clone(),
         limits: cfg.limits,
         setup_data: None,

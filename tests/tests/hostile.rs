@@ -210,3 +210,39 @@ fn a_log_flood_is_cut_to_the_rate_limit_and_stripped_of_escapes() {
     assert!(!run.stderr.contains('\x1b'), "no escape sequence reaches the terminal");
     others_kept_their_pace(&server, 2.0);
 }
+
+#[test]
+fn a_server_that_never_answers_frees_the_user_at_the_first_byte_timeout() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "hang:1:/delay/5000")
+        .args(&["-u", "1", "--iterations", "2", "--first-byte-timeout", "300ms"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let error = &run.report()["errors"][0];
+    assert_eq!(error["error"], "no response within 300ms of sending (--first-byte-timeout)", "{error}");
+    assert_eq!(error["occurrences"], 2);
+    let avg = run.row("GET", "/delay/5000")["avg_ms"].as_f64().expect("avg");
+    assert!((290.0..1000.0).contains(&avg), "each request gave up after about 300 ms: {avg}");
+}
+
+#[test]
+fn the_policy_request_rate_spaces_every_users_requests() {
+    let server = Server::start();
+    let policy = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    std::fs::write(policy.path(), "max_request_rate = 50\n").expect("write policy");
+    let path = policy.path().to_str().expect("utf-8 path").to_owned();
+    // Five users with no wait could send thousands a second; the policy allows 50.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .args(&["-u", "5", "-r", "100", "-t", "2s", "--policy", &path])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let total = server.total();
+    assert!((90..=115).contains(&total), "{total} requests in 2 s at 50/s");
+    assert_eq!(total, run.requests());
+    // The wait for a slot is not counted as latency.
+    let median = run.report()["aggregated"]["median_ms"].as_f64().expect("median");
+    assert!(median < 10.0, "median {median} ms");
+}

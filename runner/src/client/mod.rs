@@ -19,7 +19,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_KEPT};
+use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT, MAX_BODY_KEPT};
 pub use policy::{AddressClass, HostPattern, NetPolicy, classify};
 pub use target::{BaseUrl, Origin, Target, UrlError};
 
@@ -31,6 +31,57 @@ pub struct HttpShared {
     pub base: Option<BaseUrl>,
     connector: tokio_rustls::TlsConnector,
     policy: NetPolicy,
+    timeouts: Timeouts,
+    /// The operator's ceiling on requests per second for the whole run, if any.
+    pace: Option<Pace>,
+}
+
+/// How long each step of a request may take (`--connect-timeout`, `--first-byte-timeout`,
+/// `--idle-timeout`, `--request-timeout`; a scenario's `timeout-ms` replaces the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: CONNECT_TIMEOUT,
+            first_byte: FIRST_BYTE_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            request: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Spaces the requests of every VU together at most `rate` a second (the operator policy's
+/// `max_request_rate`): each request reserves the next free slot, lock-free.
+#[derive(Debug)]
+pub struct Pace {
+    interval_ns: u64,
+    start: std::time::Instant,
+    next_ns: std::sync::atomic::AtomicU64,
+}
+
+impl Pace {
+    pub fn new(rate: f64) -> Self {
+        let interval_ns = (1e9 / rate.max(1e-6)).round() as u64;
+        Self { interval_ns, start: std::time::Instant::now(), next_ns: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// How long the caller must wait before its request may go.
+    pub fn reserve(&self) -> Duration {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let slot = self
+            .next_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| Some(next.max(now) + self.interval_ns))
+            .unwrap_or(now);
+        Duration::from_nanos(slot.max(now) - now)
+    }
 }
 
 impl std::fmt::Debug for HttpShared {
@@ -40,9 +91,16 @@ impl std::fmt::Debug for HttpShared {
 }
 
 impl HttpShared {
-    pub fn new(base: Option<BaseUrl>, insecure: bool, policy: NetPolicy) -> anyhow::Result<Self> {
+    pub fn new(
+        base: Option<BaseUrl>,
+        insecure: bool,
+        policy: NetPolicy,
+        timeouts: Timeouts,
+        max_request_rate: Option<f64>,
+    ) -> anyhow::Result<Self> {
         let tls = tls::client_config(insecure)?;
-        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls), policy })
+        let pace = max_request_rate.map(Pace::new);
+        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls), policy, timeouts, pace })
     }
 }
 
@@ -92,8 +150,8 @@ pub enum SendError {
     Invalid(String),
     #[error("{0}")]
     Connect(String),
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Protocol(String),
 }
@@ -122,12 +180,22 @@ impl VuClient {
         Self { shared, connections: Vec::new(), cookies: None }
     }
 
+    /// Waits for this request's slot under the run's request-rate ceiling, if there is one.
+    pub async fn pace(&self) {
+        if let Some(pace) = &self.shared.pace {
+            let wait = pace.reserve();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         rules::check(&out)?;
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
-        let timeout = out.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let timeout = out.timeout.unwrap_or(self.shared.timeouts.request);
         // Parsed at most once per request, and only when cookies are involved.
         let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok());
         let request = self.build(out, &target, cookie_url.as_ref())?;
@@ -139,7 +207,7 @@ impl VuClient {
             }
             // The connection was taken out of `connections` for the exchange and is dropped
             // with it (closed): mid-exchange it could not carry another request.
-            Err(_) => Err(SendError::Timeout(timeout)),
+            Err(_) => Err(SendError::Timeout(format!("timed out after {timeout:?}"))),
         }
     }
 
@@ -190,7 +258,13 @@ impl VuClient {
         let (mut sender, reused) = self.connection(&target.origin).await?;
         let mut connect_us = (!reused).then(|| micros(started.elapsed()));
         let mut sent = Instant::now();
-        let response = match sender.try_send_request(request).await {
+        let first_byte = self.shared.timeouts.first_byte;
+        let no_first_byte =
+            || SendError::Timeout(format!("no response within {first_byte:?} of sending (--first-byte-timeout)"));
+        let response = match tokio::time::timeout(first_byte, sender.try_send_request(request))
+            .await
+            .map_err(|_| no_first_byte())?
+        {
             Ok(response) => response,
             // A kept-alive connection the server has just closed gives the request back
             // unsent; every client retries that once on a fresh connection.
@@ -200,7 +274,10 @@ impl VuClient {
                     sender = self.open(&target.origin).await?.0;
                     connect_us = Some(micros(opening.elapsed()));
                     sent = Instant::now();
-                    sender.send_request(request).await.map_err(|e| SendError::Protocol(describe(&e)))?
+                    tokio::time::timeout(first_byte, sender.send_request(request))
+                        .await
+                        .map_err(|_| no_first_byte())?
+                        .map_err(|e| SendError::Protocol(describe(&e)))?
                 }
                 _ => return Err(SendError::Protocol(describe(e.error()))),
             },
@@ -209,7 +286,11 @@ impl VuClient {
         let (parts, mut body) = response.into_parts();
         let mut kept = Vec::new();
         let mut body_len = 0u64;
-        while let Some(frame) = body.frame().await {
+        let idle = self.shared.timeouts.idle;
+        while let Some(frame) = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| SendError::Timeout(format!("the response stalled for more than {idle:?} (--idle-timeout)")))?
+        {
             let frame = frame.map_err(|e| SendError::Protocol(describe(&e)))?;
             if let Ok(data) = frame.into_data() {
                 body_len += data.len() as u64;
@@ -304,9 +385,10 @@ async fn connect(shared: Arc<HttpShared>, origin: Origin) -> Result<SendRequest<
             handshake(TokioIo::new(tcp)).await
         }
     };
-    tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .map_err(|_| SendError::Connect(format!("connecting to {origin} timed out after {CONNECT_TIMEOUT:?}")))?
+    let limit = shared.timeouts.connect;
+    tokio::time::timeout(limit, connect).await.map_err(|_| {
+        SendError::Connect(format!("connecting to {origin} timed out after {limit:?} (--connect-timeout)"))
+    })?
 }
 
 async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, SendError>

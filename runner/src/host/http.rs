@@ -90,6 +90,8 @@ impl PendingResponses {
 
 impl Host for VuState {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        // Waiting for the run's request-rate ceiling is not part of the request's time.
+        self.http.pace().await;
         let started = Instant::now();
         let Request { method, url, headers, body, name, timeout_ms, tags, catch_response } = request;
         let outgoing = Outgoing {
