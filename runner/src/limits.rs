@@ -102,3 +102,8 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// every report; a scenario that puts a request id in a tag would otherwise grow memory
 /// and reports without bound. k6 has no limit and warns of the same hazard in its docs.
 pub const MAX_METRIC_SERIES: usize = 1000;
+
+/// Host resources (WASI streams, pollables, ...) one VU's instance may hold at once. Each
+/// is host memory the guest makes the runner keep; a scenario needs a handful. Past it,
+/// the call that would create one traps and the VU starts afresh.
+pub const MAX_HOST_RESOURCES: usize = 10_000;

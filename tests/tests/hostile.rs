@@ -246,3 +246,14 @@ fn the_policy_request_rate_spaces_every_users_requests() {
     let median = run.report()["aggregated"]["median_ms"].as_f64().expect("median");
     assert!(median < 10.0, "median {median} ms");
 }
+
+#[test]
+fn host_resources_a_guest_never_drops_are_capped() {
+    let (server, run) = attack("resources", "1s", &[]);
+    let errors = task_errors(&run);
+    assert!(
+        errors.iter().any(|e| e == "the guest was stopped: it holds more than 10000 host resources (streams, pollables) at once"),
+        "{errors:?}"
+    );
+    others_kept_their_pace(&server, 1.0);
+}

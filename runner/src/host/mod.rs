@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
+use crate::limits::MAX_HOST_RESOURCES;
 use crate::stats::Recorder;
 pub use http::PendingResponses;
 pub use sandbox::{GuestClock, GuestLimits, show_bytes};
@@ -68,9 +69,11 @@ impl VuState {
         wasi.envs(&shared.env)
             .stdout(stdio::GuestOutput::new(log.clone()))
             .stderr(stdio::GuestOutput::new(log.clone()));
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
         Self {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             id,
             iteration: 0,
             late_by_us: None,

@@ -246,6 +246,12 @@ fn pick(cumulative: &[u64], rng: &mut fastrand::Rng) -> usize {
 /// Why a guest call failed, in one line: the trap (`the guest trapped: wasm trap: call
 /// stack exhausted`) or the sandbox limit that stopped it, without wasmtime's backtrace.
 pub(super) fn stopped(e: &wasmtime::Error) -> String {
+    if let Some(wasmtime::component::ResourceTableError::Full) = e.downcast_ref() {
+        return format!(
+            "the guest was stopped: it holds more than {} host resources (streams, pollables) at once",
+            crate::limits::MAX_HOST_RESOURCES
+        );
+    }
     let cause = e.root_cause().to_string();
     let cause = cause.lines().next().unwrap_or_default();
     if e.downcast_ref::<wasmtime::Trap>().is_some() {

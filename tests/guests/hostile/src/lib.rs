@@ -12,6 +12,7 @@
 //!   literal in another spelling, a name that resolves to a private address).
 //! - `log-flood`: 1,000 log lines and 1,000 stdout lines per task, with ANSI escapes that
 //!   would clear the screen and recolour it.
+//! - `resources`: creates host resources (clock pollables) and never drops them.
 //! - `read-file`, `env`, `socket`: reads `/etc/passwd`, lists the environment, opens a TCP
 //!   socket to `HOSTILE_SOCKET`; an error says what it got if that worked.
 //!
@@ -91,6 +92,12 @@ fn attack() -> TaskResult {
             for i in 0..1000 {
                 vu::log(Level::Info, &format!("\x1b[2J\x1b[31mflood {i}\x1b[0m"));
                 println!("\x1b[H\x1b[2Jout {i}");
+            }
+        }
+        "resources" => {
+            let mut kept = Vec::new();
+            loop {
+                kept.push(wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
             }
         }
         "read-file" => {
