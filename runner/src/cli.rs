@@ -128,6 +128,13 @@ pub struct OutputArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Also write Locust's CSV reports: PREFIX_stats.csv, PREFIX_stats_history.csv (a row
+    /// every second) and PREFIX_failures.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// With --csv: a history row for every request name each second, not only the aggregate.
+    #[arg(long, requires = "csv")]
+    pub csv_full_history: bool,
     /// Exit code when any request failed (as Locust's --exit-code-on-error).
     #[arg(long, default_value_t = 0)]
     pub exit_code_on_error: i32,

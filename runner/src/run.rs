@@ -16,6 +16,7 @@ use crate::client::{HttpShared, NetPolicy, Timeouts};
 use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
+use crate::output::csv::CsvReports;
 use crate::output::{console, json, starting, summary};
 use crate::plan::{self, MemoryImages};
 use crate::policy::Policy;
@@ -66,6 +67,12 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let mut cfg = requested.resolve(&loaded.plan)?;
     policy.enforce(&mut cfg).map_err(|why| anyhow::anyhow!("the run was refused: {why}"))?;
     let network = policy.network(cfg.host.as_ref().map(|h| h.origin()), &cfg.allow_hosts);
+    // Created now so that an unwritable prefix stops the run before it starts.
+    let mut csv = match &cfg.output.csv {
+        Some(prefix) => Some(CsvReports::create(prefix, cfg.output.csv_full_history)?),
+        None => None,
+    };
+    let mut csv_history = csv.is_some();
     warn_about_map_count(cfg.max_users(), images);
 
     let (mut aggregator, recorder) = Aggregator::new();
@@ -130,8 +137,16 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
                     console::line(&format!("Threshold `{crossed}` failed (abortOnFail): stopping the run"));
                     stop(&phase_tx, &mut kill_at);
                 }
+                let now = aggregator.snapshot(population.running());
                 if !cfg.output.quiet {
-                    console::status(&status_line(&aggregator.snapshot(population.running()), &cfg, phase));
+                    console::status(&status_line(&now, &cfg, phase));
+                }
+                if csv_history
+                    && let Some(reports) = &mut csv
+                    && let Err(e) = reports.append_history(&now)
+                {
+                    console::line(&format!("Warning: the CSV history can no longer be written ({e:#})"));
+                    csv_history = false;
                 }
             }
             _ = sleep_until_opt(deadline), if phase == Phase::Running => stop(&phase_tx, &mut kill_at),
@@ -164,7 +179,11 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
             population.started()
         ));
     }
-    finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed)
+    let outcome = finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed)?;
+    if let Some(reports) = &mut csv {
+        reports.finish(&outcome.snapshot)?;
+    }
+    Ok(outcome)
 }
 
 /// The first `abortOnFail` threshold that fails now (once its delay has passed).

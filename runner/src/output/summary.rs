@@ -257,8 +257,8 @@ fn metrics_table(out: &mut String, s: &Snapshot) {
     }
 }
 
-/// A metric value: whole numbers without decimals, others with up to 3.
-fn num(v: f64) -> String {
+/// A number for people and CSV: whole numbers without decimals, others with 3.
+pub(super) fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.3}") }
 }
 

@@ -170,7 +170,8 @@ impl Aggregator {
                 StatsRow::new(&key.method, &key.name, entry, secs)
             })
             .collect();
-        let (current_rps, current_failures_per_s, current_p95_ms) = self.current();
+        let (current_rps, current_failures_per_s, current_percentiles) = self.current();
+        let current_p95_ms = current_percentiles.iter().find(|(l, _)| l == "95%").map_or(0.0, |(_, v)| *v);
         Snapshot {
             elapsed_s: elapsed.as_secs_f64(),
             users,
@@ -207,6 +208,7 @@ impl Aggregator {
             current_rps,
             current_failures_per_s,
             current_p95_ms,
+            current_percentiles,
         }
     }
 
@@ -280,10 +282,10 @@ impl Aggregator {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// Requests/s, failures/s and p95 over the recent window.
-    fn current(&self) -> (f64, f64, f64) {
+    /// Requests/s, failures/s and the percentiles over the recent window.
+    fn current(&self) -> (f64, f64, Vec<(String, f64)>) {
         let (Some(first), Some(last)) = (self.window.front(), self.window.back()) else {
-            return (0.0, 0.0, 0.0);
+            return (0.0, 0.0, Vec::new());
         };
         let span = last.at.duration_since(first.at).max(Duration::from_millis(1)).as_secs_f64();
         let mut requests = 0;
@@ -295,8 +297,14 @@ impl Aggregator {
             failures += slot.failures;
             let _ = latencies.add(&slot.latencies);
         }
-        let p95 = if latencies.is_empty() { 0.0 } else { ms(latencies.value_at_quantile(0.95)) };
-        (requests as f64 / span, failures as f64 / span, p95)
+        let percentiles = PERCENTILES
+            .iter()
+            .map(|&(q, label)| {
+                let value = if latencies.is_empty() { 0.0 } else { ms(latencies.value_at_quantile(q)) };
+                (label.to_owned(), value)
+            })
+            .collect();
+        (requests as f64 / span, failures as f64 / span, percentiles)
     }
 }
 
@@ -344,6 +352,8 @@ pub struct Snapshot {
     pub current_rps: f64,
     pub current_failures_per_s: f64,
     pub current_p95_ms: f64,
+    /// All requests' percentiles over the last few seconds (`(label, ms)`, 50 % .. 100 %).
+    pub current_percentiles: Vec<(String, f64)>,
 }
 
 /// The requests of one method, name and tag set.

@@ -10,7 +10,7 @@ mod custom;
 mod entry;
 mod recorder;
 
-pub use aggregate::{Aggregator, ErrorRow, ScenarioRow, Snapshot, StatsRow, TimingsRow};
+pub use aggregate::{Aggregator, ErrorRow, PERCENTILES, ScenarioRow, Snapshot, StatsRow, TimingsRow};
 pub use custom::{CheckRow, MetricKind, MetricRow, Series, SeriesKey};
 pub use entry::Entry;
 pub use recorder::{Outcome, Recorder, Sample};

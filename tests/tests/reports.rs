@@ -1,0 +1,97 @@
+//! Reports a run writes besides the summary: Locust's CSV files, with Locust's columns, and
+//! cells a guest names cannot become spreadsheet formulas.
+
+use std::time::Duration;
+
+use e2e::{Behaviour, Runner, Server, guests};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+const LOCUST_PERCENTILES: &str = "50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn csv_reports_have_locusts_files_and_columns() {
+    let server = Server::with(Behaviour { fail: vec!["/bad".into()], ..Behaviour::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = dir.path().join("run");
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "ok:3:/,bad:1:/bad")
+        .env("PROBE_WAIT", "constant:20")
+        .args(&["-u", "2", "-t", "2500ms", "--csv", prefix.to_str().expect("utf-8"), "--csv-full-history"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+
+    let stats = lines(&dir.path().join("run_stats.csv"));
+    assert_eq!(
+        stats[0],
+        format!(
+            "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,\
+             Max Response Time,Average Content Size,Requests/s,Failures/s,{LOCUST_PERCENTILES}"
+        )
+    );
+    let row = |name: &str| {
+        stats.iter().find(|l| l.split(',').nth(1) == Some(name)).unwrap_or_else(|| panic!("{name}: {stats:?}")).clone()
+    };
+    let count = |line: String, column: usize| line.split(',').nth(column).and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(count(row("/"), 2), Some(server.count("/")));
+    assert_eq!(count(row("/bad"), 3), Some(server.count("/bad")), "every /bad failed");
+    assert_eq!(count(row("Aggregated"), 2), Some(server.total()));
+
+    let history = lines(&dir.path().join("run_stats_history.csv"));
+    assert_eq!(
+        history[0],
+        format!(
+            "Timestamp,User Count,Type,Name,Requests/s,Failures/s,{LOCUST_PERCENTILES},Total Request Count,\
+             Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,\
+             Total Max Response Time,Total Average Content Size"
+        )
+    );
+    let aggregated: Vec<&String> = history.iter().filter(|l| l.contains(",Aggregated,")).collect();
+    assert!(aggregated.len() >= 2, "a row a second: {history:?}");
+    assert!(history.iter().any(|l| l.contains(",GET,/bad,")), "full history has per-name rows");
+
+    let failures = lines(&dir.path().join("run_failures.csv"));
+    assert_eq!(failures[0], "Method,Name,Error,Occurrences");
+    assert_eq!(failures[1], format!("GET,/bad,HTTP 500 Internal Server Error,{}", server.count("/bad")));
+}
+
+#[test]
+fn names_a_guest_chooses_cannot_become_spreadsheet_formulas() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = dir.path().join("evil");
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_NAME", "=HYPERLINK(\"http://attacker.test\")")
+        .args(&["-u", "1", "--iterations", "2", "--csv", prefix.to_str().expect("utf-8")])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(dir.path().join("evil_stats.csv")).expect("stats csv");
+    assert!(text.contains("\"'=HYPERLINK(\"\"http://attacker.test\"\")\""), "{text}");
+    assert!(!text.contains(",=HYPERLINK"), "{text}");
+}
+
+#[test]
+fn an_unwritable_csv_prefix_stops_the_run_before_it_starts() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .args(&["-u", "1", "-t", "1s", "--csv", "/nonexistent-dir/run"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot create the CSV report `/nonexistent-dir/run_stats_history.csv`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.total(), 0);
+}
