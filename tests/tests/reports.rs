@@ -95,3 +95,49 @@ fn an_unwritable_csv_prefix_stops_the_run_before_it_starts() {
     );
     assert_eq!(server.total(), 0);
 }
+
+/// `runner/report.schema.json`, compiled.
+fn report_schema() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../runner/report.schema.json");
+    let text = std::fs::read_to_string(path).expect("the report schema");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+}
+
+#[test]
+fn json_reports_validate_against_the_schema_in_the_repo() {
+    let schema = report_schema();
+    let server = Server::with(Behaviour { fail: vec!["/bad".into()], ..Behaviour::default() });
+    // Every optional part at once: an open model (corrected percentiles, dropped iterations),
+    // checks, custom metrics, tags, thresholds, errors.
+    let open = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_METRICS", "1")
+        .env("PROBE_TAG_TASKS", "1")
+        .env("PROBE_TASKS", "ok:3:/,bad:1:/bad")
+        .args(&["--arrival-rate", "50/s", "-u", "2", "-t", "1s", "--threshold", "http_req_failed:rate<1%"])
+        .finish(LIMIT);
+    assert_eq!(open.code(), 99, "{}", open.stderr);
+    // Several scenarios.
+    let scenarios = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "browse:1:/,buy:1:/buy")
+        .env("PROBE_SCENARIOS", "browsers:browse:0:800:1;buyers:buy:200:600:1")
+        .finish(LIMIT);
+    assert_eq!(scenarios.code(), 0, "{}", scenarios.stderr);
+    for run in [&open, &scenarios] {
+        let report = run.report();
+        let problems: Vec<String> =
+            schema.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(problems.is_empty(), "{problems:#?}\n{report:#}");
+    }
+    assert!(open.report()["aggregated"]["corrected_percentiles"].is_array());
+    assert!(open.report()["tagged"].is_array());
+    assert!(scenarios.report()["scenarios"].is_array());
+    // The schema is not vacuous: a report missing a field, or with a wrong type, fails.
+    let mut broken = open.report().clone();
+    broken["aggregated"]["requests"] = serde_json::json!("many");
+    assert!(!schema.is_valid(&broken));
+    broken.as_object_mut().expect("object").remove("rows");
+    assert!(!schema.is_valid(&broken));
+}
