@@ -256,8 +256,10 @@ impl VuClient {
     async fn exchange(&mut self, target: &Target, request: Request<Full<Bytes>>) -> Result<Incoming, SendError> {
         let started = Instant::now();
         let (mut sender, reused) = self.connection(&target.origin).await?;
-        let mut connect_us = (!reused).then(|| micros(started.elapsed()));
-        let mut sent = Instant::now();
+        // A kept-alive connection is handed over at once: its request is sent when the
+        // exchange started, which saves a clock read per request on the hot path.
+        let mut sent = if reused { started } else { Instant::now() };
+        let mut connect_us = (!reused).then(|| micros(sent.duration_since(started)));
         let first_byte = self.shared.timeouts.first_byte;
         let no_first_byte =
             || SendError::Timeout(format!("no response within {first_byte:?} of sending (--first-byte-timeout)"));

@@ -57,7 +57,10 @@ impl Pool {
 
     /// Drops backlog iterations that waited longer than `max_delay`; returns how many.
     fn expire(&self, now: Instant) -> u64 {
-        let mut state = self.state();
+        self.expire_in(&mut self.state(), now)
+    }
+
+    fn expire_in(&self, state: &mut PoolState, now: Instant) -> u64 {
         let before = state.backlog.len();
         while state.backlog.front().is_some_and(|due| now.duration_since(*due) > self.max_delay) {
             state.backlog.pop_front();
@@ -75,12 +78,9 @@ impl Pool {
     ) -> Option<Instant> {
         let receiver = {
             let mut state = self.state();
-            let now = Instant::now();
-            while let Some(due) = state.backlog.pop_front() {
-                if now.duration_since(due) <= self.max_delay {
-                    return Some(due);
-                }
-                recorder.dropped_iteration(scenario);
+            recorder.dropped_iterations(self.expire_in(&mut state, Instant::now()), scenario);
+            if let Some(due) = state.backlog.pop_front() {
+                return Some(due);
             }
             let (sender, receiver) = oneshot::channel();
             state.idle.push(sender);
@@ -129,17 +129,15 @@ pub async fn run(spawner: &mut Spawner, arrival: ArrivalRate, mut phase: watch::
             started += 1;
             spawner.spawn(started, Work::Pool { pool: pool.clone(), first: Some(due) });
         } else if arrival.max_delay.is_zero() {
-            recorder.dropped_iteration(scenario);
+            recorder.dropped_iterations(1, scenario);
         } else {
             pool.state().backlog.push_back(due);
         }
         for _ in 0..pool.expire(Instant::now()) {
-            recorder.dropped_iteration(scenario);
+            recorder.dropped_iterations(1, scenario);
         }
     }
     // Iterations still waiting when the run ends never started.
     let left = std::mem::take(&mut pool.state().backlog);
-    for _ in left {
-        recorder.dropped_iteration(scenario);
-    }
+    recorder.dropped_iterations(left.len() as u64, scenario);
 }

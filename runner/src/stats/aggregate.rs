@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::custom::{CheckCount, CheckRow, MetricRow, Series, SeriesKey};
+use super::custom::{CheckCount, CheckRow, MetricRow, Series, SeriesKey, tags_include};
 use super::entry::{Entry, new_histogram};
 use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, ScenarioShard, TaggedKey, lock};
 
@@ -241,8 +241,7 @@ impl Aggregator {
     pub fn tagged_where(&self, keep: impl Fn(&str, &str) -> bool, wanted: &[(String, String)]) -> Entry {
         let mut all = Entry::default();
         for (key, entry) in &self.tagged {
-            let series = SeriesKey { name: String::new(), tags: key.tags.clone() };
-            if keep(&key.method, &key.name) && series.has_tags(wanted) {
+            if keep(&key.method, &key.name) && tags_include(&key.tags, wanted) {
                 all.merge(entry);
             }
         }

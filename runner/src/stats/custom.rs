@@ -37,9 +37,16 @@ impl SeriesKey {
 
     /// Whether every `k:v` of `wanted` is among this series' tags.
     pub fn has_tags(&self, wanted: &[(String, String)]) -> bool {
-        wanted.iter().all(|(k, v)| self.tags.split(',').any(|pair| pair.split_once(':') == Some((k, v))))
+        tags_include(&self.tags, wanted)
     }
 }
+
+/// Whether every `k:v` of `wanted` is in `tags` (`k:v` pairs joined by commas).
+pub fn tags_include(tags: &str, wanted: &[(String, String)]) -> bool {
+    wanted.iter().all(|(k, v)| tags.split(',').any(|pair| pair.split_once(':') == Some((k, v))))
+}
+
+impl SeriesKey {}
 
 /// The values of one series so far.
 #[derive(Debug, Clone)]

@@ -312,12 +312,15 @@ impl Recorder {
         })
     }
 
-    /// Records an iteration that was due but could not start (every VU busy).
-    pub fn dropped_iteration(&self, scenario: Option<&str>) {
+    /// Records `n` iterations that were due but could not start (every VU busy).
+    pub fn dropped_iterations(&self, n: u64, scenario: Option<&str>) {
+        if n == 0 {
+            return;
+        }
         self.with_shard(|shard| {
-            shard.dropped_iterations += 1;
+            shard.dropped_iterations += n;
             if let Some(scenario) = scenario {
-                shard.scenario(scenario).dropped_iterations += 1;
+                shard.scenario(scenario).dropped_iterations += n;
             }
         });
     }
