@@ -5,14 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv="${WASMLOAD_VENV:-${TMPDIR:-/tmp}/wasmload-venv}"
-if [[ ! -x "$venv/bin/componentize-py" ]]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "componentize-py==0.25.1"
-fi
+eval "$(scripts/toolchains.sh)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-"$venv/bin/componentize-py" -d wit -w load-test bindings "$out"
+"$WASMLOAD_COMPONENTIZE_PY" -d wit -w load-test bindings "$out"
 for module in exports/scenario.py imports/http.py imports/vu.py imports/metrics.py; do
     [[ -f "$out/wit_world/$module" ]] || { echo "componentize-py produced no wit_world/$module" >&2; exit 1; }
 done

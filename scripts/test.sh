@@ -8,10 +8,19 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
+eval "$(scripts/toolchains.sh)"
+
 cargo fmt --all --check
-(cd guest-examples && cargo fmt --all --check)
+(cd guest-examples && # componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
+eval "$(scripts/toolchains.sh)"
+
+cargo fmt --all --check)
 cargo clippy --release --workspace --all-targets -- -D warnings
 (cd guest-examples && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
-(cd tests/guests && cargo fmt --all --check && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
+(cd tests/guests && # componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
+eval "$(scripts/toolchains.sh)"
+
+cargo fmt --all --check && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
 cargo test --release --workspace
 scripts/check-wit.sh

@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a plan (a scenario component built for wasm32-wasip2) against a target.
     Run(Box<RunArgs>),
+    /// Build a scenario written in Python (.py) into a plan, and check that it loads.
+    Build(BuildArgs),
     /// Start the built-in demo target on 127.0.0.1 and run the example plan against it.
     Demo(DemoArgs),
     /// Serve the built-in demo target on 127.0.0.1 until Ctrl-C (to try `runner run` on).
@@ -147,6 +149,15 @@ pub struct OutputArgs {
     /// as it fails. The run exits with code 99 when any threshold fails.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<crate::thresholds::Threshold>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The scenario file: a Python file with an HttpUser class.
+    pub scenario: PathBuf,
+    /// Where to write the plan [default: the scenario's path with the extension .wasm].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! and shown by `output` (status line, summary, JSON).
 
 pub mod bindings;
+pub mod build;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -30,6 +31,7 @@ use host::GuestLimits;
 pub async fn main(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => Ok(run::run(requested(*args)).await?.exit_code),
+        Command::Build(args) => build::build(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Target(args) => serve_target(args).await,
     }

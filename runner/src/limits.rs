@@ -48,6 +48,15 @@ pub const MAX_PENDING_RESPONSES: usize = 1024;
 /// instantiation; a plan that spins for longer is broken and must not hang the runner.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Plans larger than this keep their compilation on disk (`plan::cache`). Rust plans
+/// (0.1-0.5 MB) compile in about 0.1 s; Python and JavaScript plans (2-20 MB) take seconds,
+/// and load from the cache in tens of milliseconds.
+pub const CACHE_PLANS_ABOVE: usize = 1024 * 1024;
+
+/// Compiled plans kept in the cache, most recently used first: a Python plan's entry is
+/// about 36 MB, so the cache stays under about 600 MB.
+pub const CACHE_ENTRIES: usize = 16;
+
 /// Plans larger than this are compiled on every core. Small plans compile in tens of
 /// milliseconds on one thread, and skipping the compiler's thread pool keeps the runner's
 /// base memory down.

@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::{HttpShared, NetPolicy, Timeouts};
+use crate::client::HttpShared;
 use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
@@ -53,7 +53,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     }
     let probe_shared = HostShared {
         // `describe` only declares the plan: it may not send anything.
-        http: Arc::new(HttpShared::new(None, false, NetPolicy::closed(), Timeouts::default(), None)?),
+        http: Arc::new(HttpShared::describe_only()?),
         env: requested.env.clone(),
         limits: requested.limits,
         setup_data: None,
@@ -311,12 +311,12 @@ fn release_compiler_memory() {
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` on a thread of its own, until dropped.
-struct EpochTicker {
+pub(crate) struct EpochTicker {
     running: Arc<AtomicBool>,
 }
 
 impl EpochTicker {
-    fn start(engine: wasmtime::Engine) -> Self {
+    pub(crate) fn start(engine: wasmtime::Engine) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let flag = running.clone();
         std::thread::Builder::new()

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +28,9 @@ pub mod guests {
 pub struct Hit {
     pub method: String,
     pub path: String,
+    /// The query string, if any (without `?`).
+    pub query: Option<String>,
+    pub body: Vec<u8>,
     /// The `x-vu` header the probe guest sends.
     pub vu: Option<u32>,
     pub cookie: Option<String>,
@@ -40,6 +43,7 @@ pub struct Hit {
 /// - `/login`: 200 and `Set-Cookie: session=vu-<x-vu>`;
 /// - `/status/<code>`: that status;
 /// - `/delay/<ms>`: 200 after `ms` milliseconds;
+/// - `/echo`: 200 with the request's body and content type;
 /// - any path listed in `fail`: 500;
 /// - anything else: 200 `ok`.
 #[derive(Debug, Clone, Default)]
@@ -147,13 +151,15 @@ type State = (Behaviour, Arc<Mutex<Vec<Hit>>>, Instant);
 async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (behaviour, hits, started) = &*state;
     let (parts, body) = req.into_parts();
-    let _ = body.collect().await;
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path().to_owned();
     let text = |name: &header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let vu = parts.headers.get("x-vu").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     hits.lock().expect("hits lock").push(Hit {
         method: parts.method.to_string(),
         path: path.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        body: body.to_vec(),
         vu,
         cookie: text(&header::COOKIE),
         headers: parts
@@ -170,7 +176,12 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         }
     }
     let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
-    if path == "/login" {
+    if path == "/echo" {
+        *response.body_mut() = Full::new(body);
+        if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
+            response.headers_mut().insert(header::CONTENT_TYPE, kind.clone());
+        }
+    } else if path == "/login" {
         let cookie = format!("session=vu-{}; Path=/", vu.map_or("anon".to_owned(), |v: u32| v.to_string()));
         response.headers_mut().insert(header::SET_COOKIE, cookie.parse().expect("valid cookie header"));
     } else if let Some(code) = path.strip_prefix("/status/") {
@@ -208,6 +219,34 @@ pub fn runner_bin() -> PathBuf {
     let bin = dir.join("runner");
     assert!(bin.exists(), "{} not found: run the tests with `cargo test --workspace`", bin.display());
     bin
+}
+
+/// The compiled-plan cache the tests' runs share, under the target folder.
+pub fn cache_dir() -> PathBuf {
+    runner_bin().with_file_name("wasmload-test-cache")
+}
+
+/// Builds a Python or JavaScript scenario (a path from the repository's root) with
+/// `runner build`, once per test binary, and returns the plan's path. The toolchains come
+/// from `scripts/test.sh` (or `WASMLOAD_COMPONENTIZE_PY` / `WASMLOAD_NODE_MODULES`).
+pub fn built(source: &str) -> String {
+    static BUILT: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(plan) = built.get(source) {
+        return plan.clone();
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binary = std::env::current_exe().expect("current exe");
+    let name = binary.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = runner_bin().with_file_name("e2e-plans").join(name);
+    std::fs::create_dir_all(&dir).expect("create the plans folder");
+    let stem = Path::new(source).file_stem().expect("a file name").to_string_lossy().into_owned();
+    let plan = dir.join(format!("{stem}.wasm")).display().to_string();
+    let run =
+        Runner::raw(&["build", &root.join(source).display().to_string(), "-o", &plan]).finish(Duration::from_secs(300));
+    assert_eq!(run.code(), 0, "runner build {source} failed:\n{}{}", run.stdout, run.stderr);
+    built.insert(source.to_owned(), plan.clone());
+    plan
 }
 
 /// What a finished runner process left behind.
@@ -258,7 +297,7 @@ impl Runner {
         let json = tempfile::Builder::new().suffix(".json").tempfile().expect("temp file").into_temp_path();
         let _ = std::fs::remove_file(&json);
         let mut cmd = Command::new(runner_bin());
-        cmd.arg("run").arg(plan).arg("-q").arg("--json").arg(&json);
+        cmd.arg("run").arg(plan).arg("-q").arg("--json").arg(&json).env("WASMLOAD_CACHE_DIR", cache_dir());
         Self { cmd, json }
     }
 
@@ -267,7 +306,7 @@ impl Runner {
         let json = tempfile::Builder::new().suffix(".json").tempfile().expect("temp file").into_temp_path();
         let _ = std::fs::remove_file(&json);
         let mut cmd = Command::new(runner_bin());
-        cmd.args(args);
+        cmd.args(args).env("WASMLOAD_CACHE_DIR", cache_dir());
         Self { cmd, json }
     }
 

@@ -102,6 +102,11 @@ impl HttpShared {
         let pace = max_request_rate.map(Pace::new);
         Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls), policy, timeouts, pace })
     }
+
+    /// For instances that only describe their plan: they may not send anything.
+    pub fn describe_only() -> anyhow::Result<Self> {
+        Self::new(None, false, NetPolicy::closed(), Timeouts::default(), None)
+    }
 }
 
 /// A request as the guest described it.

@@ -52,6 +52,11 @@ pub fn status(text: &str) {
     });
 }
 
+/// Whether the runner's messages go to a terminal (where lines can be redrawn).
+pub fn is_terminal() -> bool {
+    with(|c, _| c.tty)
+}
+
 /// Removes the status line before the summary is printed.
 pub fn clear_status() {
     with(|c, err| {

@@ -2,6 +2,7 @@
 //! built against our WIT, linking it to the host (`InstancePre`, shared by every VU), and
 //! reading the scenario's declared tasks and options.
 
+mod cache;
 mod check;
 mod maps;
 mod stacks;
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::{LoadTestPre, Plan, WaitTime};
@@ -70,8 +71,7 @@ pub async fn load(
 ) -> anyhow::Result<LoadedPlan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read plan file `{}`", path.display()))?;
     check::header(path, &bytes)?;
-    let component = Component::new(&engine, &bytes)
-        .map_err(|e| anyhow::anyhow!("`{}` is not a valid WebAssembly component: {e}", path.display()))?;
+    let component = cache::component(&engine, path, &bytes)?;
     check::world(path, &engine, &component)?;
 
     let mut linker = Linker::new(&engine);
