@@ -6,6 +6,7 @@
 #   eval "$(scripts/toolchains.sh)"
 #
 # - Python: componentize-py, in a virtual environment.
+# - JavaScript: esbuild and componentize-qjs, from npm (Node.js must be installed).
 # Installing again is a no-op; versions are pinned so plans build the same everywhere.
 set -euo pipefail
 
@@ -18,3 +19,10 @@ if [[ ! -x "$venv/bin/componentize-py" ]]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==0.25.1" >&2
 fi
 echo "export WASMLOAD_COMPONENTIZE_PY='$venv/bin/componentize-py'"
+
+node="$tools/node"
+if [[ ! -x "$node/node_modules/.bin/componentize-qjs" || ! -x "$node/node_modules/.bin/esbuild" ]]; then
+    mkdir -p "$node"
+    npm install --prefix "$node" --no-audit --no-fund --silent esbuild@0.28.2 componentize-qjs@0.4.5 >&2
+fi
+echo "export WASMLOAD_NODE_MODULES='$node/node_modules'"

@@ -19,7 +19,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a plan (a scenario component built for wasm32-wasip2) against a target.
     Run(Box<RunArgs>),
-    /// Build a scenario written in Python (.py) into a plan, and check that it loads.
+    /// Build a scenario written in Python (.py) or JavaScript (.js, k6 style) into a plan.
     Build(BuildArgs),
     /// Start the built-in demo target on 127.0.0.1 and run the example plan against it.
     Demo(DemoArgs),
@@ -153,7 +153,8 @@ pub struct OutputArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The scenario file: a Python file with an HttpUser class.
+    /// The scenario file: Python with an HttpUser class (Locust style), or JavaScript or
+    /// TypeScript with a default function (k6 style).
     pub scenario: PathBuf,
     /// Where to write the plan [default: the scenario's path with the extension .wasm].
     #[arg(short, long)]

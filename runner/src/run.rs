@@ -54,7 +54,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let probe_shared = HostShared {
         // `describe` only declares the plan: it may not send anything.
         http: Arc::new(HttpShared::describe_only()?),
-        env: requested.env.clone(),
+        env: requested.env.clone().into(),
         limits: requested.limits,
         setup_data: None,
     };
@@ -84,7 +84,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
             cfg.timeouts,
             policy.max_request_rate,
         )?),
-        env: cfg.env.clone(),
+        env: cfg.env.clone().into(),
         limits: cfg.limits,
         setup_data: None,
     };

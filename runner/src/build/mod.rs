@@ -6,11 +6,13 @@
 //! language's component toolchain: componentize-py for Python, the npm packages for
 //! JavaScript (see `python` and `js` for how each is found).
 
+mod js;
 mod python;
 mod sdk;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -24,15 +26,18 @@ use crate::output::console;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Language {
     Python,
+    /// JavaScript or TypeScript, k6 style.
+    JavaScript,
 }
 
 impl Language {
     fn of(path: &Path) -> anyhow::Result<Self> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("py") => Ok(Self::Python),
+            Some("js" | "mjs" | "ts") => Ok(Self::JavaScript),
             _ => anyhow::bail!(
-                "`{}` is not a scenario `runner build` knows: it builds Python (.py) files; build Rust plans with \
-                 `cargo build --release --target wasm32-wasip2`",
+                "`{}` is not a scenario `runner build` knows: it builds Python (.py), JavaScript (.js, .mjs) and \
+                 TypeScript (.ts) files; build Rust plans with `cargo build --release --target wasm32-wasip2`",
                 path.display()
             ),
         }
@@ -54,6 +59,7 @@ pub async fn build(args: BuildArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     match language {
         Language::Python => python::build(source, &output, scratch.path())?,
+        Language::JavaScript => js::build(source, &output, scratch.path())?,
     }
     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
     console::line(&format!(
@@ -70,8 +76,8 @@ pub async fn build(args: BuildArgs) -> anyhow::Result<i32> {
 /// caches its compilation, and prints what it declares.
 async fn verify(plan_path: &Path) -> anyhow::Result<()> {
     let shared = HostShared {
-        http: std::sync::Arc::new(HttpShared::describe_only()?),
-        env: Vec::new(),
+        http: Arc::new(HttpShared::describe_only()?),
+        env: Arc::from([]),
         limits: crate::host::GuestLimits::default(),
         setup_data: None,
     };
@@ -87,25 +93,30 @@ async fn verify(plan_path: &Path) -> anyhow::Result<()> {
 
 /// Runs a toolchain command; on failure, the error is the most telling line of its output
 /// (the last exception or error line) with the whole output after it.
-fn run_tool(mut command: Command, tool: &str, source: &Path, telling: fn(&str) -> Option<&str>) -> anyhow::Result<()> {
+fn run_tool(
+    mut command: Command,
+    tool: &str,
+    source: &Path,
+    telling: fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
     let out = command.output().with_context(|| format!("cannot start {tool}"))?;
     if out.status.success() {
         return Ok(());
     }
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let reason = text.lines().rev().find_map(|l| telling(l.trim())).unwrap_or("see its output below");
+    let reason = text.lines().rev().find_map(|l| telling(l.trim())).unwrap_or_else(|| "see its output below".into());
     let said: Vec<_> = text.trim_end().lines().map(console::sanitize).collect();
     anyhow::bail!(
         "cannot build `{}`: {}\n\n{tool} said:\n{}",
         source.display(),
-        console::sanitize(reason),
+        console::sanitize(&reason),
         said.join("\n")
     )
 }
 
-/// `name` on `PATH`, or the file named by the environment variable `var`.
+/// `name` on `PATH`, or the file named by the environment variable `var` (if not empty).
 fn find_tool(var: &str, name: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+    if let Some(path) = (!var.is_empty()).then(|| std::env::var_os(var)).flatten().filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(path));
     }
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())

@@ -79,10 +79,10 @@ fn module_name(stem: &str) -> String {
 }
 
 /// The line of componentize-py's output that says what went wrong: the exception.
-fn telling(line: &str) -> Option<&str> {
+fn telling(line: &str) -> Option<String> {
     let (kind, _) = line.split_once(": ")?;
     let exception = (kind.ends_with("Error") || kind.ends_with("Exception")) && !kind.contains(' ');
-    exception.then_some(line)
+    exception.then(|| line.to_owned())
 }
 
 #[cfg(test)]
@@ -99,10 +99,10 @@ mod tests {
 
     #[test]
     fn the_exception_line_is_the_reason() {
-        assert_eq!(telling("ValueError: Shop has no tasks"), Some("ValueError: Shop has no tasks"));
+        assert_eq!(telling("ValueError: Shop has no tasks"), Some("ValueError: Shop has no tasks".into()));
         assert_eq!(
             telling("ModuleNotFoundError: No module named 'x'"),
-            Some("ModuleNotFoundError: No module named 'x'")
+            Some("ModuleNotFoundError: No module named 'x'".into())
         );
         assert_eq!(telling("Caused by: something"), None);
         assert_eq!(telling("  File \"x.py\", line 3"), None);

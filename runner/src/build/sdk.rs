@@ -24,6 +24,21 @@ pub const PYTHON: &[File] = &[
     ("python/locust/__init__.py", include_str!("../../../sdk/python/locust/__init__.py")),
 ];
 
+/// The JavaScript SDK (`sdk/js`): k6's modules over the WIT.
+pub const JS: &[File] = &[
+    ("js/export.js", include_str!("../../../sdk/js/export.js")),
+    ("js/k6/index.js", include_str!("../../../sdk/js/k6/index.js")),
+    ("js/k6/http.js", include_str!("../../../sdk/js/k6/http.js")),
+    ("js/k6/metrics.js", include_str!("../../../sdk/js/k6/metrics.js")),
+    ("js/k6/execution.js", include_str!("../../../sdk/js/k6/execution.js")),
+    ("js/lib/duration.js", include_str!("../../../sdk/js/lib/duration.js")),
+    ("js/lib/host.js", include_str!("../../../sdk/js/lib/host.js")),
+    ("js/lib/options.js", include_str!("../../../sdk/js/lib/options.js")),
+    ("js/lib/random.js", include_str!("../../../sdk/js/lib/random.js")),
+    ("js/lib/state.js", include_str!("../../../sdk/js/lib/state.js")),
+    ("js/lib/utf8.js", include_str!("../../../sdk/js/lib/utf8.js")),
+];
+
 /// Writes `files` under `dir`.
 pub fn write(dir: &Path, files: &[File]) -> anyhow::Result<()> {
     for (path, text) in files {
@@ -40,22 +55,32 @@ pub fn write(dir: &Path, files: &[File]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// A file added to `sdk/python/` must be embedded too, or built plans would miss it.
-    #[test]
-    fn every_python_sdk_file_is_embedded() {
+    /// The SDK's files under `folders` of `sdk/` with this extension.
+    fn on_disk(folders: &[&str], extension: &str) -> Vec<String> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-        let mut on_disk = Vec::new();
-        for package in ["python/wasmload", "python/locust"] {
-            for entry in std::fs::read_dir(root.join(package)).expect("sdk folder") {
+        let mut found = Vec::new();
+        for folder in folders {
+            for entry in std::fs::read_dir(root.join(folder)).expect("sdk folder") {
                 let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
-                if name.ends_with(".py") {
-                    on_disk.push(format!("{package}/{name}"));
+                if name.ends_with(extension) {
+                    found.push(format!("{folder}/{name}"));
                 }
             }
         }
-        on_disk.sort();
-        let mut embedded: Vec<_> = PYTHON.iter().map(|(p, _)| (*p).to_owned()).collect();
-        embedded.sort();
-        assert_eq!(on_disk, embedded);
+        found.sort();
+        found
+    }
+
+    fn embedded(files: &[File]) -> Vec<String> {
+        let mut names: Vec<_> = files.iter().map(|(p, _)| (*p).to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// A file added to an SDK must be embedded too, or built plans would miss it.
+    #[test]
+    fn every_sdk_file_is_embedded() {
+        assert_eq!(on_disk(&["python/wasmload", "python/locust"], ".py"), embedded(PYTHON));
+        assert_eq!(on_disk(&["js", "js/k6", "js/lib"], ".js"), embedded(JS));
     }
 }

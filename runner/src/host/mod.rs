@@ -24,7 +24,7 @@ pub use sandbox::{GuestClock, GuestLimits, show_bytes};
 pub struct HostShared {
     pub http: Arc<HttpShared>,
     /// `--env KEY=VALUE` pairs: the only environment a guest sees.
-    pub env: Vec<(String, String)>,
+    pub env: Arc<[(String, String)]>,
     pub limits: GuestLimits,
     /// What the scenario's `setup` returned, for `vu.setup-data`.
     pub setup_data: Option<Arc<str>>,
@@ -50,6 +50,8 @@ pub struct VuState {
     /// Guest compute since the VU last waited on the host.
     pub clock: GuestClock,
     setup_data: Option<Arc<str>>,
+    /// `--env` pairs, for `vu.env-vars`.
+    env: Arc<[(String, String)]>,
     /// This VU's log budget (`vu.log`, stdout, stderr).
     log: logs::GuestLog,
 }
@@ -84,6 +86,7 @@ impl VuState {
             limits: shared.limits,
             clock: GuestClock::default(),
             setup_data: shared.setup_data.clone(),
+            env: shared.env.clone(),
             log,
         }
     }

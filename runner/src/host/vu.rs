@@ -25,6 +25,10 @@ impl Host for VuState {
         self.setup_data.as_deref().map(str::to_owned)
     }
 
+    async fn env_vars(&mut self) -> Vec<(String, String)> {
+        self.env.to_vec()
+    }
+
     async fn log(&mut self, level: LogLevel, message: String) {
         let level = match level {
             LogLevel::Debug => "DEBUG",

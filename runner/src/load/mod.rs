@@ -100,8 +100,12 @@ impl VuContext {
             .iter()
             .enumerate()
             .map(|(i, task)| {
-                if scenario.tasks.as_ref().is_none_or(|chosen| chosen.contains(&i)) {
-                    sum += u64::from(task.weight);
+                match &scenario.tasks {
+                    None => sum += u64::from(task.weight),
+                    // A scenario that names a task runs it, even one of weight 0 (a task the
+                    // plan keeps for the scenarios that name it).
+                    Some(chosen) if chosen.contains(&i) => sum += u64::from(task.weight.max(1)),
+                    Some(_) => {}
                 }
                 sum
             })
