@@ -249,6 +249,24 @@ pub fn built(source: &str) -> String {
     plan
 }
 
+/// Asserts that each statistics row of `run` counts exactly the requests `server` received
+/// for it: a row named `/concert/<id>` stands for the paths starting with `/concert/`, any
+/// other for its own path; and that the rows add up to everything the server received.
+pub fn assert_rows_match_server(run: &Run, server: &Server) {
+    let hits = server.hits();
+    let mut total = 0;
+    for row in run.report()["rows"].as_array().expect("rows") {
+        let name = row["name"].as_str().expect("row name");
+        let received = match name.strip_suffix("<id>") {
+            Some(prefix) => hits.iter().filter(|h| h.path.starts_with(prefix)).count(),
+            None => hits.iter().filter(|h| h.path == name).count(),
+        };
+        assert_eq!(row["requests"].as_u64(), Some(received as u64), "row {name}: server saw {:?}", server.counts());
+        total += received;
+    }
+    assert_eq!(total, hits.len(), "requests outside the rows: {:?}", server.counts());
+}
+
 /// What a finished runner process left behind.
 #[derive(Debug)]
 pub struct Run {

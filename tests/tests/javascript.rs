@@ -28,6 +28,17 @@ fn the_concert_script_counts_as_its_rust_twin_does() {
 }
 
 #[test]
+fn the_shop_script_runs_and_counts_what_the_server_received() {
+    let plan = built("guest-examples/js/shop.js");
+    let server = Server::start();
+    let run = Runner::run(&plan).host(&server).args(&["-u", "3", "-r", "100", "-i", "4"]).finish(LIMIT);
+    assert_eq!(run.code(), 99, "the server's /cart lists no items, so the checks threshold fails: {}", run.stderr);
+    assert_eq!(server.count("/login"), 3, "{:?}", server.counts());
+    assert_eq!(run.report()["iterations"], 12);
+    e2e::assert_rows_match_server(&run, &server);
+}
+
+#[test]
 fn the_javascript_sdk_sends_what_the_script_says_and_records_it() {
     let plan = built("tests/guests/js/features.js");
     let server = Server::start();

@@ -39,6 +39,17 @@ fn the_locust_seed_scenario_counts_as_its_rust_twin_does() {
 }
 
 #[test]
+fn the_shop_locustfile_runs_and_counts_what_the_server_received() {
+    let plan = built("guest-examples/python/shop.py");
+    let server = Server::start();
+    let run = Runner::run(&plan).host(&server).args(&["-u", "3", "-r", "100", "-i", "4"]).finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert_eq!(server.count("/login"), 3, "{:?}", server.counts());
+    assert_eq!(run.report()["iterations"], 12);
+    e2e::assert_rows_match_server(&run, &server);
+}
+
+#[test]
 fn the_python_sdk_sends_what_the_scenario_says_and_records_it() {
     let plan = built("tests/guests/python/features.py");
     let server = Server::start();
