@@ -134,6 +134,10 @@ pub struct OutputArgs {
     /// every second) and PREFIX_failures.csv.
     #[arg(long, value_name = "PREFIX")]
     pub csv: Option<PathBuf>,
+    /// Also write a self-contained HTML report (tables, charts over time, failures) to this
+    /// file, at the end of the run and when it is interrupted.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// With --csv: a history row for every request name each second, not only the aggregate.
     #[arg(long, requires = "csv")]
     pub csv_full_history: bool,

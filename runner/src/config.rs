@@ -350,6 +350,7 @@ mod tests {
             output: OutputArgs {
                 json: None,
                 csv: None,
+                html: None,
                 csv_full_history: false,
                 exit_code_on_error: 0,
                 quiet: true,

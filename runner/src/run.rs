@@ -17,7 +17,8 @@ use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
 use crate::output::csv::CsvReports;
-use crate::output::{console, json, starting, summary};
+use crate::output::history::History;
+use crate::output::{console, html, json, starting, summary};
 use crate::plan::{self, MemoryImages};
 use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
@@ -73,6 +74,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
         None => None,
     };
     let mut csv_history = csv.is_some();
+    let mut history = History::default();
     warn_about_map_count(cfg.max_users(), images);
 
     let (mut aggregator, recorder) = Aggregator::new();
@@ -138,6 +140,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
                     stop(&phase_tx, &mut kill_at);
                 }
                 let now = aggregator.snapshot(population.running());
+                history.record(&now);
                 if !cfg.output.quiet {
                     console::status(&status_line(&now, &cfg, phase));
                 }
@@ -179,7 +182,7 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
             population.started()
         ));
     }
-    let outcome = finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed)?;
+    let outcome = finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed, &history)?;
     if let Some(reports) = &mut csv {
         reports.finish(&outcome.snapshot)?;
     }
@@ -204,6 +207,7 @@ fn finish(
     thresholds_passed: bool,
     interrupted: bool,
     users_failed: u64,
+    history: &History,
 ) -> anyhow::Result<RunOutcome> {
     // Not `println!`: a closed stdout (`runner run ... | head`) must not panic the runner
     // before the reports are written.
@@ -213,7 +217,7 @@ fn finish(
         text.push_str(&summary::thresholds(verdicts));
     }
     let _ = writeln!(std::io::stdout().lock(), "{text}");
-    if let Some(path) = &cfg.output.json {
+    if cfg.output.json.is_some() || cfg.output.html.is_some() {
         let info = json::RunInfo {
             plan: cfg.plan_path.display().to_string(),
             host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
@@ -245,7 +249,12 @@ fn finish(
             interrupted,
             users_failed_to_start: users_failed,
         };
-        json::write(path, &info, &snapshot, verdicts)?;
+        if let Some(path) = &cfg.output.json {
+            json::write(path, &info, &snapshot, verdicts)?;
+        }
+        if let Some(path) = &cfg.output.html {
+            html::write(path, &info, &snapshot, verdicts, history)?;
+        }
     }
     let exit_code = if interrupted {
         EXIT_INTERRUPTED

@@ -1,5 +1,6 @@
 //! Reports a run writes besides the summary: Locust's CSV files, with Locust's columns, and
-//! cells a guest names cannot become spreadsheet formulas.
+//! cells a guest names cannot become spreadsheet formulas; the JSON report, valid against
+//! its schema; the self-contained HTML report, where guest text cannot become markup.
 
 use std::time::Duration;
 
@@ -140,4 +141,69 @@ fn json_reports_validate_against_the_schema_in_the_repo() {
     assert!(!schema.is_valid(&broken));
     broken.as_object_mut().expect("object").remove("rows");
     assert!(!schema.is_valid(&broken));
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_has_the_tables_and_charts() {
+    let server = Server::with(Behaviour { fail: vec!["/bad".into()], ..Behaviour::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("report.html");
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "good:1:/good,bad:1:/bad")
+        .env("PROBE_METRICS", "1")
+        .args(&["-u", "2", "-t", "3s", "--html", path.to_str().expect("utf-8"), "--threshold", "http_reqs:count>0"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let html = std::fs::read_to_string(&path).expect("the HTML report");
+    for part in [
+        "<h2>Statistics</h2>",
+        "<h2>Response time percentiles (ms)</h2>",
+        "<h2>Over time</h2>",
+        "<h2>Failures</h2>",
+        "<h2>Thresholds</h2>",
+        "<h2>Checks</h2>",
+        "HTTP 500 Internal Server Error",
+        "id=\"history\"",
+        "uPlot",
+    ] {
+        assert!(html.contains(part), "missing {part}");
+    }
+    // The counts in the table are the server's.
+    let good = server.count("/good");
+    assert!(
+        html.contains(&format!("<td>GET</td><td>/good</td><td class=\"n\">{good}</td>")),
+        "no /good row with {good}"
+    );
+    // Nothing is loaded from the network: no src= or href= to anywhere.
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<link"),
+        "external resource"
+    );
+    // One history point per second of the run.
+    let points = html.split("\"t\":[").nth(1).and_then(|s| s.split(']').next()).map_or(0, |s| s.split(',').count());
+    assert!((2..=4).contains(&points), "{points} history points");
+}
+
+#[test]
+fn names_a_guest_chooses_cannot_become_markup_and_an_interrupted_run_writes_the_html_report() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("report.html");
+    let (child, json) = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_NAME", "<script>alert(1)</script>")
+        .args(&["-u", "2", "-t", "60s", "--html", path.to_str().expect("utf-8")])
+        .spawn();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while server.total() < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    e2e::interrupt(&child);
+    let run = e2e::collect(child, json, LIMIT);
+    assert_ne!(run.code(), 0, "an interrupted run");
+    let html = std::fs::read_to_string(&path).expect("the report is written on Ctrl-C");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the name is escaped");
+    assert!(!html.contains("<script>alert(1)"), "the name is not markup");
+    assert!(html.contains("(interrupted)"));
 }
