@@ -7,6 +7,7 @@
 #
 # - Python: componentize-py, in a virtual environment.
 # - JavaScript: esbuild and componentize-qjs, from npm (Node.js must be installed).
+# - The browser test: playwright-core from npm and Chromium from Debian (apt-get, as root).
 # Installing again is a no-op; versions are pinned so plans build the same everywhere.
 set -euo pipefail
 
@@ -26,3 +27,12 @@ if [[ ! -x "$node/node_modules/.bin/componentize-qjs" || ! -x "$node/node_module
     npm install --prefix "$node" --no-audit --no-fund --silent esbuild@0.28.2 componentize-qjs@0.4.5 >&2
 fi
 echo "export WASMLOAD_NODE_MODULES='$node/node_modules'"
+
+# The web UI's browser test: playwright-core (npm) driving Debian's Chromium.
+if [[ ! -d "$node/node_modules/playwright-core" ]]; then
+    npm install --prefix "$node" --no-audit --no-fund --silent playwright-core@1.65.1 >&2
+fi
+if ! command -v chromium >/dev/null; then
+    { apt-get update -qq && apt-get install -y -qq chromium; } >&2
+fi
+echo "export WASMLOAD_CHROMIUM='$(command -v chromium)'"

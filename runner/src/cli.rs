@@ -123,6 +123,26 @@ pub struct RunArgs {
     /// be reached. A run asking for more is refused before it starts.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// The web UI (Locust's): on unless `--headless`.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// No web UI: start at once and print progress on the terminal only.
+    #[arg(long)]
+    pub headless: bool,
+    /// With the web UI: start the test at once instead of waiting for the page's Start, and
+    /// quit when it ends.
+    #[arg(long, conflicts_with = "headless")]
+    pub autostart: bool,
+    /// Address the web UI listens on (0.0.0.0 serves other machines too).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub web_host: std::net::IpAddr,
+    /// Port of the web UI.
+    #[arg(long, default_value_t = 8089)]
+    pub web_port: u16,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -115,6 +115,15 @@ pub struct Requested {
     /// `--policy FILE`.
     pub policy: Option<PathBuf>,
     pub timeouts: Timeouts,
+    /// The web UI, unless headless.
+    pub web: Option<WebSettings>,
+}
+
+/// Where the web UI listens, and whether the test starts without waiting for the page.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSettings {
+    pub addr: std::net::SocketAddr,
+    pub autostart: bool,
 }
 
 /// Why the plan's own defaults cannot be used.
@@ -360,6 +369,7 @@ mod tests {
             allow_hosts: vec![],
             policy: None,
             timeouts: Timeouts::default(),
+            web: None,
         }
     }
 

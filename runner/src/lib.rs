@@ -22,6 +22,7 @@ pub mod run;
 pub mod stats;
 pub mod target;
 pub mod thresholds;
+pub mod web;
 
 use cli::{Cli, Command, DemoArgs, LoadArgs, RunArgs, TargetArgs};
 use config::Requested;
@@ -49,6 +50,10 @@ fn requested(args: RunArgs) -> Requested {
         allow_hosts: args.allow_hosts,
         policy: args.policy,
         timeouts: args.timeouts.timeouts(),
+        web: (!args.web.headless).then_some(config::WebSettings {
+            addr: std::net::SocketAddr::new(args.web.web_host, args.web.web_port),
+            autostart: args.web.autostart,
+        }),
     }
 }
 
@@ -86,6 +91,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         allow_hosts: Vec::new(),
         policy: None,
         timeouts: client::Timeouts::default(),
+        web: None,
     };
     Ok(run::run(requested).await?.exit_code)
 }

@@ -15,14 +15,15 @@ use tokio::time::Instant;
 use crate::client::HttpShared;
 use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
-use crate::load::{self, Executor, Phase, Population, VuContext, sleep_until_opt};
+use crate::load::{self, Executor, LiveTarget, Phase, Population, VuContext, sleep_until_opt};
 use crate::output::csv::CsvReports;
 use crate::output::history::History;
-use crate::output::{console, html, json, starting, summary};
+use crate::output::{console, html, json, prometheus, starting, summary};
 use crate::plan::{self, MemoryImages};
 use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
+use crate::web::{Command, FinishedReports, Report, StartForm, StartRequest, View as WebView, Web};
 
 /// How often statistics are merged and the status line redrawn.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -40,7 +41,7 @@ pub struct RunOutcome {
 }
 
 /// Runs the plan as `requested`.
-pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
+pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     let policy = match &requested.policy {
         Some(path) => Policy::load(path)?,
         None => Policy::none(),
@@ -65,6 +66,28 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let _ticker = EpochTicker::start(engine.clone());
     let loaded = Arc::new(plan::load(&requested.plan_path, engine, images, &probe_shared).await?);
     release_compiler_memory();
+    let mut web = match requested.web {
+        Some(settings) => Some(Web::start(settings.addr).await?),
+        None => None,
+    };
+    let autostart = requested.web.is_none_or(|w| w.autostart);
+    if let Some(web) = &mut web {
+        let waiting = if autostart { "" } else { ": start the test there (Ctrl-C quits)" };
+        console::line(&format!("Web UI on {}{waiting}", web.url()));
+        if !autostart {
+            match wait_for_start(web, &requested, &loaded.plan).await? {
+                Some(start) => {
+                    requested.load.users = Some(start.users);
+                    requested.load.spawn_rate = Some(start.spawn_rate);
+                    requested.load.run_time = start.run_time;
+                    if start.host.is_some() {
+                        requested.host = start.host;
+                    }
+                }
+                None => return Ok(RunOutcome::not_started()),
+            }
+        }
+    }
     let mut cfg = requested.resolve(&loaded.plan)?;
     policy.enforce(&mut cfg).map_err(|why| anyhow::anyhow!("the run was refused: {why}"))?;
     let network = policy.network(cfg.host.as_ref().map(|h| h.origin()), &cfg.allow_hosts);
@@ -97,12 +120,22 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
     let shared = Arc::new(shared);
     let population = Arc::new(Population::default());
     let named = cfg.scenarios.len() > 1;
+    // The page may change the users of a single constant-VUs scenario (Locust's "edit users").
+    let live_users = match cfg.scenarios.as_slice() {
+        [ScenarioConfig { executor: Executor::Users { users, spawn_rate, iterations: None }, .. }] if web.is_some() => {
+            Some(watch::channel(LiveTarget { users: *users, spawn_rate: *spawn_rate }))
+        }
+        _ => None,
+    };
     let scenarios: Vec<_> = cfg
         .scenarios
         .iter()
         .map(|s| {
-            let context =
+            let mut context =
                 VuContext::new(loaded.clone(), shared.clone(), recorder.clone(), population.clone(), s, named);
+            if let Some((_, target)) = &live_users {
+                context = context.with_live_users(target.clone());
+            }
             (Arc::new(context), s.clone())
         })
         .collect();
@@ -141,6 +174,10 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
                 }
                 let now = aggregator.snapshot(population.running());
                 history.record(&now);
+                if let Some(web) = &web {
+                    let state = if phase == Phase::Running { "running" } else { "stopping" };
+                    web.publish(view(state, &cfg, &aggregator, &now, &history, live_users.is_some(), None));
+                }
                 if !cfg.output.quiet {
                     console::status(&status_line(&now, &cfg, phase));
                 }
@@ -157,6 +194,29 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
                 console::line(&format!("Stop timeout ({}) reached: interrupting the VUs still running a task", show_duration(cfg.stop_timeout)));
                 phase_tx.send_replace(Phase::Killed);
             }
+            command = next_command(&mut web) => match command {
+                Command::Users { users, spawn_rate } => {
+                    if let Some((target, _)) = &live_users {
+                        let rate = if spawn_rate.is_finite() { spawn_rate } else { target.borrow().spawn_rate };
+                        target.send_replace(LiveTarget { users, spawn_rate: rate });
+                        console::line(&format!("Web UI: moving to {users} users at {rate}/s"));
+                    }
+                }
+                Command::Stop => {
+                    console::line("Web UI: stopping the test");
+                    stop(&phase_tx, &mut kill_at);
+                }
+                Command::Reset => {
+                    aggregator.reset();
+                    history = History::default();
+                    console::line("Web UI: statistics reset");
+                }
+                Command::Report(report, reply) => {
+                    let now = aggregator.snapshot(population.running());
+                    let _ = reply.send(render_report(report, &cfg, &aggregator, &now, &history, population.failed()));
+                }
+                Command::Start(_) => {}
+            },
             _ = first(&mut interrupt, &mut terminate) => {
                 interrupted = true;
                 if phase == Phase::Running {
@@ -182,9 +242,19 @@ pub async fn run(requested: Requested) -> anyhow::Result<RunOutcome> {
             population.started()
         ));
     }
+    let finished = web.as_ref().map(|_| finished_reports(&cfg, &snapshot, &verdicts, &history, interrupted, failed));
     let outcome = finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed, &history)?;
     if let Some(reports) = &mut csv {
         reports.finish(&outcome.snapshot)?;
+    }
+    if let Some(web) = &web {
+        let mut last = view("stopped", &cfg, &aggregator, &outcome.snapshot, &history, false, None);
+        last.finished = finished.map(Arc::new);
+        web.publish(last);
+        if !autostart && !interrupted {
+            console::line(&format!("The test has ended; its results stay on {} until Ctrl-C", web.url()));
+            first(&mut interrupt, &mut terminate).await;
+        }
     }
     Ok(outcome)
 }
@@ -218,37 +288,7 @@ fn finish(
     }
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     if cfg.output.json.is_some() || cfg.output.html.is_some() {
-        let info = json::RunInfo {
-            plan: cfg.plan_path.display().to_string(),
-            host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
-            executor: match cfg.scenarios.as_slice() {
-                [only] => only.executor.name(),
-                _ => "scenarios",
-            },
-            users: cfg.max_users(),
-            spawn_rate: match cfg.scenarios.as_slice() {
-                [ScenarioConfig { executor: Executor::Users { spawn_rate, .. }, .. }] => Some(*spawn_rate),
-                _ => None,
-            },
-            run_time_s: cfg.run_time.map(|t| t.as_secs_f64()),
-            iterations_per_vu: match cfg.scenarios.as_slice() {
-                [ScenarioConfig { executor: Executor::Users { iterations, .. }, .. }] => *iterations,
-                _ => None,
-            },
-            scenarios: cfg
-                .scenarios
-                .iter()
-                .map(|s| json::ScenarioInfo {
-                    name: s.name.clone(),
-                    executor: s.executor.name(),
-                    max_users: s.executor.max_users(),
-                    start_s: s.start.as_secs_f64(),
-                    run_time_s: s.run_time.map(|t| t.as_secs_f64()),
-                })
-                .collect(),
-            interrupted,
-            users_failed_to_start: users_failed,
-        };
+        let info = run_info(cfg, interrupted, users_failed);
         if let Some(path) = &cfg.output.json {
             json::write(path, &info, &snapshot, verdicts)?;
         }
@@ -266,6 +306,183 @@ fn finish(
         0
     };
     Ok(RunOutcome { snapshot, interrupted, exit_code })
+}
+
+/// The settings the reports show.
+fn run_info(cfg: &RunConfig, interrupted: bool, users_failed: u64) -> json::RunInfo {
+    json::RunInfo {
+        plan: cfg.plan_path.display().to_string(),
+        host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
+        executor: match cfg.scenarios.as_slice() {
+            [only] => only.executor.name(),
+            _ => "scenarios",
+        },
+        users: cfg.max_users(),
+        spawn_rate: match cfg.scenarios.as_slice() {
+            [ScenarioConfig { executor: Executor::Users { spawn_rate, .. }, .. }] => Some(*spawn_rate),
+            _ => None,
+        },
+        run_time_s: cfg.run_time.map(|t| t.as_secs_f64()),
+        iterations_per_vu: match cfg.scenarios.as_slice() {
+            [ScenarioConfig { executor: Executor::Users { iterations, .. }, .. }] => *iterations,
+            _ => None,
+        },
+        scenarios: cfg
+            .scenarios
+            .iter()
+            .map(|s| json::ScenarioInfo {
+                name: s.name.clone(),
+                executor: s.executor.name(),
+                max_users: s.executor.max_users(),
+                start_s: s.start.as_secs_f64(),
+                run_time_s: s.run_time.map(|t| t.as_secs_f64()),
+            })
+            .collect(),
+        interrupted,
+        users_failed_to_start: users_failed,
+    }
+}
+
+impl RunOutcome {
+    /// A web-UI run quit before a test was started from the page.
+    fn not_started() -> Self {
+        Self { snapshot: Aggregator::new().0.snapshot(0), interrupted: true, exit_code: EXIT_INTERRUPTED }
+    }
+}
+
+/// Shows the start form with the run's defaults and waits for the page's Start (`None`:
+/// Ctrl-C came first).
+async fn wait_for_start(
+    web: &mut Web,
+    requested: &Requested,
+    plan: &crate::bindings::Plan,
+) -> anyhow::Result<Option<StartRequest>> {
+    let defaults = StartForm {
+        users: requested.load.users.or(plan.options.users).or(Some(1)),
+        spawn_rate: requested.load.spawn_rate.or(plan.options.spawn_rate).or(Some(1.0)),
+        host: requested.host.as_ref().map(|h| h.as_str().to_owned()).or_else(|| plan.options.host.clone()),
+        run_time: requested
+            .load
+            .run_time
+            .or(plan.options.run_time_ms.map(Duration::from_millis))
+            .map(|t| show_duration(t).to_string()),
+    };
+    let empty = Aggregator::new().0;
+    let stats = serde_json::json!({
+        "state": "ready",
+        "host": defaults.host,
+        "defaults": defaults,
+        "can_edit_users": false,
+        "snapshot": empty.snapshot(0),
+        "history": History::default(),
+    });
+    web.publish(WebView { stats: stats.to_string().into(), ..WebView::default() });
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            command = web.command() => match command {
+                Some(Command::Start(start)) => return Ok(Some(start)),
+                Some(Command::Report(_, reply)) => {
+                    let _ = reply.send(Err("no test has run yet".into()));
+                }
+                Some(_) => {}
+                None => return Ok(None),
+            },
+            _ = first(&mut interrupt, &mut terminate) => return Ok(None),
+        }
+    }
+}
+
+/// The next command from the page, or never without a page.
+async fn next_command(web: &mut Option<Web>) -> Command {
+    match web {
+        Some(web) => match web.command().await {
+            Some(command) => command,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// What the page shows now.
+fn view(
+    state: &str,
+    cfg: &RunConfig,
+    stats: &Aggregator,
+    now: &Snapshot,
+    history: &History,
+    can_edit_users: bool,
+    warning: Option<&str>,
+) -> WebView {
+    let defaults = StartForm {
+        users: Some(cfg.max_users()),
+        spawn_rate: match cfg.scenarios.as_slice() {
+            [ScenarioConfig { executor: Executor::Users { spawn_rate, .. }, .. }] => Some(*spawn_rate),
+            _ => None,
+        },
+        host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
+        run_time: cfg.run_time.map(|t| show_duration(t).to_string()),
+    };
+    let stats_json = serde_json::json!({
+        "state": state,
+        "host": defaults.host,
+        "defaults": defaults,
+        "can_edit_users": can_edit_users,
+        "warning": warning,
+        "snapshot": now,
+        "history": history,
+    });
+    WebView {
+        stats: stats_json.to_string().into(),
+        metrics: prometheus::render(stats, now, cfg.max_users()).into(),
+        finished: None,
+    }
+}
+
+/// A report of the run so far, for the page's downloads.
+fn render_report(
+    report: Report,
+    cfg: &RunConfig,
+    stats: &Aggregator,
+    now: &Snapshot,
+    history: &History,
+    users_failed: u64,
+) -> Result<String, String> {
+    let info = run_info(cfg, false, users_failed);
+    let (verdicts, _) = thresholds::evaluate_all(&cfg.thresholds, stats);
+    let text = match report {
+        Report::Json => json::render(&info, now, &verdicts),
+        Report::Html => html::render(&info, now, &verdicts, history),
+        Report::StatsCsv => csv_text(|out| crate::output::csv::write_stats(out, now)),
+        Report::FailuresCsv => csv_text(|out| crate::output::csv::write_failures(out, now)),
+    };
+    text.map_err(|e| format!("{e:#}"))
+}
+
+fn csv_text(write: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    write(&mut out)?;
+    String::from_utf8(out).context("the CSV is not UTF-8")
+}
+
+/// The reports of the finished run, kept for the page's downloads.
+fn finished_reports(
+    cfg: &RunConfig,
+    snapshot: &Snapshot,
+    verdicts: &[Verdict],
+    history: &History,
+    interrupted: bool,
+    users_failed: u64,
+) -> FinishedReports {
+    let info = run_info(cfg, interrupted, users_failed);
+    let or_error = |r: anyhow::Result<String>| r.unwrap_or_else(|e| format!("cannot render this report: {e:#}"));
+    FinishedReports {
+        json: or_error(json::render(&info, snapshot, verdicts)),
+        html: or_error(html::render(&info, snapshot, verdicts, history)),
+        stats_csv: or_error(csv_text(|out| crate::output::csv::write_stats(out, snapshot))),
+        failures_csv: or_error(csv_text(|out| crate::output::csv::write_failures(out, snapshot))),
+    }
 }
 
 fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {

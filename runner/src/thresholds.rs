@@ -410,6 +410,7 @@ mod tests {
                 scenario: None,
                 tags: "",
                 bytes: 0,
+                status: 200,
                 outcome,
             });
         }

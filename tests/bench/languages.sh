@@ -57,7 +57,7 @@ for lang in rust python js; do
     declare -A pss=()
     for users in $USERS; do
         log="$out/$lang-$users.log"
-        "$RUNNER" run "$plan" --host "$host" -u "$users" -r 1000000 -t 8s -q --stop-timeout 1s 2>"$log" >/dev/null &
+        "$RUNNER" run "$plan" --headless --host "$host" -u "$users" -r 1000000 -t 8s -q --stop-timeout 1s 2>"$log" >/dev/null &
         pid=$!
         for _ in $(seq 100); do grep -qs "All users spawned" "$log" && break; sleep 0.1; done
         sleep 3

@@ -189,7 +189,7 @@ for round in $(seq "$ROUNDS"); do
         if [[ $tool == wrk ]]; then
             measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/"
         else
-            measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+            measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
                 -u 50 -r 1000 -t "$DURATION" -q
         fi
         if (( m_status != 0 )); then
@@ -232,7 +232,7 @@ if (( MEMORY_MAX > 0 )); then
         name="memory-$vus"
         sample_pss 5 "$tmp/$name.pss" &
         sampler=$!
-        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u "$vus" -r 20000 -t 6s --stop-timeout 1s -q --env PROBE_WAIT=constant:600000
         wait "$sampler" || true
         pss_kib="$(cat "$tmp/$name.pss" 2>/dev/null || true)"
@@ -276,7 +276,7 @@ if (( START_VUS > 0 )); then
     srow requested running failed "start s" nginx "RSS MiB" "KiB/VU" note
     for vus in "${counts[@]}"; do
         name="start-$vus"
-        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u "$vus" -r 1000000 -t 5s --stop-timeout 1s --env PROBE_WAIT=constant:600000
         # e.g. "All users spawned: 9530 running, 470 failed to start, 1.68 s after the first"
         spawned="$(grep -o 'All users spawned:.*' "$tmp/$name.err" | head -n 1 || true)"
@@ -314,7 +314,7 @@ if [[ "$FLAT" != 0 ]]; then
     for iterations in 2000 20000; do
         expected=$((50 * iterations))
         name="flat-$expected"
-        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --host "$base" \
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u 50 -r 1000 --iterations "$iterations" -q --json "$tmp/$name.json"
         if (( m_status != 0 )); then
             echo "runner with $expected requests failed (exit $m_status):" >&2

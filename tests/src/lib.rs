@@ -310,12 +310,18 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// `runner run <plan> -q --json <tmp>` plus whatever is added.
+    /// `runner run <plan> --headless -q --json <tmp>` plus whatever is added.
     pub fn run(plan: &str) -> Self {
         let json = tempfile::Builder::new().suffix(".json").tempfile().expect("temp file").into_temp_path();
         let _ = std::fs::remove_file(&json);
         let mut cmd = Command::new(runner_bin());
-        cmd.arg("run").arg(plan).arg("-q").arg("--json").arg(&json).env("WASMLOAD_CACHE_DIR", cache_dir());
+        cmd.arg("run")
+            .arg(plan)
+            .arg("--headless")
+            .arg("-q")
+            .arg("--json")
+            .arg(&json)
+            .env("WASMLOAD_CACHE_DIR", cache_dir());
         Self { cmd, json }
     }
 

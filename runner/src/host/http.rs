@@ -24,6 +24,7 @@ struct Pending {
     scenario: Option<Arc<str>>,
     tags: String,
     bytes: u64,
+    status: u16,
     /// The outcome if the guest says nothing: the status-based failure message, if any.
     default_failure: Option<String>,
 }
@@ -39,6 +40,7 @@ impl Pending {
             scenario: self.scenario.as_deref(),
             tags: &self.tags,
             bytes: self.bytes,
+            status: self.status,
             outcome: match outcome {
                 Ok(()) => Outcome::Success,
                 Err(message) => Outcome::Failure(message),
@@ -127,6 +129,7 @@ impl Host for VuState {
                     scenario: self.scenario.as_deref(),
                     tags: &tags,
                     bytes: 0,
+                    status: 0,
                     outcome: Outcome::Failure(&message),
                 });
                 return Err(match error {
@@ -150,6 +153,7 @@ impl Host for VuState {
             scenario: self.scenario.clone(),
             tags,
             bytes: incoming.body_len,
+            status: incoming.status,
             default_failure,
         };
         if catch_response {

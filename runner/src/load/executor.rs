@@ -56,6 +56,35 @@ impl ShapeLevel {
     }
 }
 
+/// The users the web page asks for (Locust's "edit users"): the count moves to `users` at
+/// `spawn_rate` per second, from wherever it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiveTarget {
+    pub users: u32,
+    pub spawn_rate: f64,
+}
+
+/// Where a run whose users are changed live goes, tick by tick.
+#[derive(Debug)]
+pub struct LiveLevel {
+    target: tokio::sync::watch::Receiver<LiveTarget>,
+    level: f64,
+}
+
+impl LiveLevel {
+    pub fn new(target: tokio::sync::watch::Receiver<LiveTarget>) -> Self {
+        Self { target, level: 0.0 }
+    }
+
+    /// The VU count `dt` after the previous call.
+    pub fn advance(&mut self, dt: Duration) -> f64 {
+        let LiveTarget { users, spawn_rate } = *self.target.borrow();
+        let most = spawn_rate * dt.as_secs_f64();
+        self.level += (f64::from(users) - self.level).clamp(-most, most);
+        self.level
+    }
+}
+
 /// The open model's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArrivalRate {

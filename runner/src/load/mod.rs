@@ -25,7 +25,7 @@ use crate::host::HostShared;
 use crate::output::console;
 use crate::plan::LoadedPlan;
 use crate::stats::Recorder;
-pub use executor::{ArrivalRate, Executor, Ramp, ShapeStep, Stage, Stages, parse_rate, parse_stages};
+pub use executor::{ArrivalRate, Executor, LiveTarget, Ramp, ShapeStep, Stage, Stages, parse_rate, parse_stages};
 pub use wait::wait_after;
 pub use workers::Workers;
 
@@ -81,6 +81,8 @@ pub struct VuContext {
     users: u32,
     settled: AtomicU64,
     spawn_started: Instant,
+    /// Users set from the web page, for a constant-VUs scenario (Locust's "edit users").
+    live: Option<watch::Receiver<LiveTarget>>,
 }
 
 impl VuContext {
@@ -126,6 +128,7 @@ impl VuContext {
             users,
             settled: AtomicU64::new(0),
             spawn_started: Instant::now(),
+            live: None,
         }
     }
 
@@ -185,11 +188,23 @@ impl Spawner {
     }
 }
 
+impl VuContext {
+    /// Lets `target` (the web page) set the number of users of a constant-VUs scenario.
+    pub fn with_live_users(mut self, target: watch::Receiver<LiveTarget>) -> Self {
+        self.live = Some(target);
+        self
+    }
+}
+
 /// Runs `executor` on the `workers`, and returns once every VU has stopped (the phase left
 /// `Running`, or the executor's work is done).
 pub async fn run(context: Arc<VuContext>, executor: Executor, phase: watch::Receiver<Phase>, workers: Arc<Workers>) {
+    let live = context.live.clone();
     let mut spawner = Spawner { vus: JoinSet::new(), context, phase: phase.clone(), workers };
     match executor {
+        Executor::Users { iterations: None, .. } if let Some(target) = live => {
+            ramp::run(&mut spawner, ramp::Course::Live(executor::LiveLevel::new(target)), phase).await
+        }
         Executor::Users { users, spawn_rate, iterations } => {
             spawn_at_rate(&mut spawner, users, spawn_rate, phase, || vu::Work::Loop { limit: iterations, seat: None })
                 .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::executor::{Ramp, ShapeLevel};
+use super::executor::{LiveLevel, Ramp, ShapeLevel};
 use super::vu::Work;
 use super::{Phase, Spawner};
 
@@ -64,6 +64,8 @@ impl Seat {
 pub enum Course {
     Ramp(Ramp),
     Shape(ShapeLevel),
+    /// Users set from the web page while the run goes on.
+    Live(LiveLevel),
 }
 
 /// Follows `course` until the phase leaves `Running`.
@@ -82,6 +84,7 @@ pub async fn run(spawner: &mut Spawner, mut course: Course, mut phase: watch::Re
         let level = match &mut course {
             Course::Ramp(ramp) => ramp.at(now - start),
             Course::Shape(shape) => shape.advance(now - start, now - last),
+            Course::Live(live) => live.advance(now - last),
         };
         last = now;
         let target = level.round() as usize;

@@ -105,36 +105,41 @@ impl CsvReports {
     pub fn finish(&mut self, s: &Snapshot) -> anyhow::Result<()> {
         self.history.flush()?;
         let path = with_suffix(&self.prefix, "_stats.csv");
-        let mut stats = csv::Writer::from_path(&path)
-            .with_context(|| format!("cannot create the CSV report `{}`", path.display()))?;
-        let header: Vec<&str> =
-            STATS_COLUMNS.iter().copied().chain(PERCENTILES.iter().map(|(_, label)| *label)).collect();
-        stats.write_record(&header)?;
-        for row in s.rows.iter().chain(std::iter::once(&s.aggregated)) {
-            // Locust's stats columns are the history's totals, then the rates.
-            let mut record = vec![cell(&row.method).into_owned(), cell(&row.name).into_owned()];
-            record.extend(totals(row));
-            record.push(num(row.rps));
-            record.push(num(row.failures_per_s));
-            record.extend(row.percentiles.iter().map(|(_, v)| num(*v)));
-            stats.write_record(&record)?;
-        }
-        stats.flush()?;
+        let file = File::create(&path).with_context(|| format!("cannot create the CSV report `{}`", path.display()))?;
+        write_stats(file, s)?;
         let path = with_suffix(&self.prefix, "_failures.csv");
-        let mut failures = csv::Writer::from_path(&path)
-            .with_context(|| format!("cannot create the CSV report `{}`", path.display()))?;
-        failures.write_record(["Method", "Name", "Error", "Occurrences"])?;
-        for e in &s.errors {
-            failures.write_record([
-                &*cell(&e.method),
-                &*cell(&e.name),
-                &*cell(&e.error),
-                &e.occurrences.to_string(),
-            ])?;
-        }
-        failures.flush()?;
-        Ok(())
+        let file = File::create(&path).with_context(|| format!("cannot create the CSV report `{}`", path.display()))?;
+        write_failures(file, s)
     }
+}
+
+/// Locust's `_stats.csv`: a row per request name, then `Aggregated`.
+pub fn write_stats(out: impl std::io::Write, s: &Snapshot) -> anyhow::Result<()> {
+    let mut stats = csv::Writer::from_writer(out);
+    let header: Vec<&str> = STATS_COLUMNS.iter().copied().chain(PERCENTILES.iter().map(|(_, label)| *label)).collect();
+    stats.write_record(&header)?;
+    for row in s.rows.iter().chain(std::iter::once(&s.aggregated)) {
+        // Locust's stats columns are the history's totals, then the rates.
+        let mut record = vec![cell(&row.method).into_owned(), cell(&row.name).into_owned()];
+        record.extend(totals(row));
+        record.push(num(row.rps));
+        record.push(num(row.failures_per_s));
+        record.extend(row.percentiles.iter().map(|(_, v)| num(*v)));
+        stats.write_record(&record)?;
+    }
+    stats.flush()?;
+    Ok(())
+}
+
+/// Locust's `_failures.csv`: method, name, error and occurrences.
+pub fn write_failures(out: impl std::io::Write, s: &Snapshot) -> anyhow::Result<()> {
+    let mut failures = csv::Writer::from_writer(out);
+    failures.write_record(["Method", "Name", "Error", "Occurrences"])?;
+    for e in &s.errors {
+        failures.write_record([&*cell(&e.method), &*cell(&e.name), &*cell(&e.error), &e.occurrences.to_string()])?;
+    }
+    failures.flush()?;
+    Ok(())
 }
 
 /// Request and failure counts, then median, average, min and max times and average size.

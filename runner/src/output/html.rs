@@ -269,7 +269,8 @@ const CHARTS: &str = r##"
   function chart(id, title, series, data) {
     var target = document.getElementById(id);
     if (!target) return;
-    var opts = { title: title, width: 440, height: 260, series: [{ label: "s" }].concat(series), axes: [{}, {}] };
+    var opts = { title: title, width: 440, height: 260, scales: { x: { time: false } },
+      series: [{ label: "s" }].concat(series), axes: [{ label: "seconds since the start" }, {}] };
     new uPlot(opts, [h.t].concat(data), target);
   }
   chart("chart-rps", "Requests/s and failures/s",

@@ -58,6 +58,12 @@ struct Report<'a> {
 
 /// Writes the report to `path`.
 pub fn write(path: &Path, run: &RunInfo, snapshot: &Snapshot, thresholds: &[Verdict]) -> anyhow::Result<()> {
+    let text = render(run, snapshot, thresholds)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write the JSON report to `{}`", path.display()))
+}
+
+/// The report as text.
+pub fn render(run: &RunInfo, snapshot: &Snapshot, thresholds: &[Verdict]) -> anyhow::Result<String> {
     let report = Report {
         format_version: FORMAT_VERSION,
         runner_version: env!("CARGO_PKG_VERSION"),
@@ -65,6 +71,5 @@ pub fn write(path: &Path, run: &RunInfo, snapshot: &Snapshot, thresholds: &[Verd
         results: snapshot,
         thresholds,
     };
-    let text = serde_json::to_string_pretty(&report).context("cannot encode the JSON report")?;
-    std::fs::write(path, text).with_context(|| format!("cannot write the JSON report to `{}`", path.display()))
+    serde_json::to_string_pretty(&report).context("cannot encode the JSON report")
 }

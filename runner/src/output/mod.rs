@@ -7,5 +7,6 @@ pub mod csv;
 pub mod history;
 pub mod html;
 pub mod json;
+pub mod prometheus;
 pub mod starting;
 pub mod summary;

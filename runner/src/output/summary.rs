@@ -313,6 +313,7 @@ mod tests {
                 scenario: None,
                 tags: "",
                 bytes: 100,
+                status: 200,
                 outcome: if i == 0 { Outcome::Failure("HTTP 500 Internal Server Error") } else { Outcome::Success },
             });
         }

@@ -91,6 +91,14 @@ impl Aggregator {
         self.started = Instant::now();
     }
 
+    /// Forgets everything recorded so far and restarts the clock (the web UI's "reset
+    /// stats", as Locust's). What the shards hold now is dropped too.
+    pub fn reset(&mut self) {
+        self.collect();
+        let registry = self.registry.clone();
+        *self = Self { registry, ..Self::new().0 };
+    }
+
     /// Moves everything the shards recorded since the last call into the totals.
     pub fn collect(&mut self) {
         let mut slot = WindowSlot { at: Instant::now(), requests: 0, failures: 0, latencies: new_histogram() };
@@ -224,6 +232,11 @@ impl Aggregator {
     }
 
     /// How long iterations took, in microseconds.
+    /// Every (method, name) row's statistics since the start.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &Entry)> {
+        self.requests.iter().map(|(key, entry)| (key.method.as_str(), key.name.as_str(), entry))
+    }
+
     pub fn iteration_durations(&self) -> &Histogram<u64> {
         &self.iteration_durations
     }
@@ -490,6 +503,7 @@ mod tests {
                             scenario: None,
                             tags: "",
                             bytes: 2,
+                            status: 200,
                             outcome: if failed { Outcome::Failure("HTTP 500") } else { Outcome::Success },
                         });
                     }
@@ -524,6 +538,7 @@ mod tests {
             scenario: None,
             tags: "",
             bytes: 0,
+            status: 200,
             outcome: Outcome::Success,
         };
         rec_first.request(&sample);

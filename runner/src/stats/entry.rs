@@ -28,6 +28,8 @@ pub struct Entry {
     pub waiting: Histogram<u64>,
     /// Time from first to last byte of each response (microseconds).
     pub receiving: Histogram<u64>,
+    /// Requests per response status (0: no response), in the order first seen.
+    pub statuses: Vec<(u16, u64)>,
 }
 
 impl Default for Entry {
@@ -44,6 +46,7 @@ impl Default for Entry {
             connecting: new_histogram(),
             waiting: new_histogram(),
             receiving: new_histogram(),
+            statuses: Vec::new(),
         }
     }
 }
@@ -58,6 +61,7 @@ impl Entry {
     /// Adds one request with its corrected latency (open models) and its phases.
     pub fn record_sample(&mut self, sample: &Sample<'_>, failed: bool) {
         self.record(sample.elapsed_us, sample.bytes, failed);
+        self.count_status(sample.status, 1);
         if let Some(corrected) = sample.corrected_us {
             let _ = self.corrected.get_or_insert_with(new_histogram).record(corrected.max(1));
         }
@@ -82,6 +86,14 @@ impl Entry {
         let _ = self.histogram.record(elapsed_us.max(1));
     }
 
+    fn count_status(&mut self, status: u16, n: u64) {
+        // A handful of distinct statuses per name: a linear scan beats a map.
+        match self.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, count)) => *count += n,
+            None => self.statuses.push((status, n)),
+        }
+    }
+
     /// Adds every request of `other`.
     pub fn merge(&mut self, other: &Entry) {
         if other.requests == 0 {
@@ -101,6 +113,9 @@ impl Entry {
         let _ = self.connecting.add(&other.connecting);
         let _ = self.waiting.add(&other.waiting);
         let _ = self.receiving.add(&other.receiving);
+        for &(status, n) in &other.statuses {
+            self.count_status(status, n);
+        }
     }
 
     /// Empties the entry, keeping its allocations.
@@ -118,6 +133,7 @@ impl Entry {
         self.connecting.reset();
         self.waiting.reset();
         self.receiving.reset();
+        self.statuses.clear();
     }
 
     pub fn avg_us(&self) -> f64 {

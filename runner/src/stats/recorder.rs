@@ -30,6 +30,8 @@ pub struct Sample<'a> {
     /// The guest's tags, `k:v` pairs sorted and joined by commas (empty: none).
     pub tags: &'a str,
     pub bytes: u64,
+    /// The response's status, 0 when no response arrived.
+    pub status: u16,
     pub outcome: Outcome<'a>,
 }
 
