@@ -8,6 +8,7 @@
 # - Python: componentize-py, in a virtual environment.
 # - JavaScript: esbuild and componentize-qjs, from npm (Node.js must be installed).
 # - The browser test: playwright-core from npm and Chromium from Debian (apt-get, as root).
+# - C: clang, lld, wasi-libc and the wasm32 builtins from Debian (apt-get, as root).
 # Installing again is a no-op; versions are pinned so plans build the same everywhere.
 set -euo pipefail
 
@@ -36,3 +37,11 @@ if ! command -v chromium >/dev/null; then
     { apt-get update -qq && apt-get install -y -qq chromium; } >&2
 fi
 echo "export WASMLOAD_CHROMIUM='$(command -v chromium)'"
+
+# C: Debian's clang 14 with wasi-libc and the wasm32 compiler-rt builtins (clang links them
+# into every module; without them every link fails). Bindings and the component are made
+# by `runner build` itself.
+if ! command -v clang >/dev/null || ! command -v wasm-ld >/dev/null || [[ ! -f /usr/lib/wasm32-wasi/libc.a ]] ||
+    ! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null; then
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends clang lld wasi-libc libclang-rt-14-dev-wasm32; } >&2
+fi

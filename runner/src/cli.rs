@@ -164,6 +164,9 @@ pub struct OutputArgs {
     /// Exit code when any request failed (as Locust's --exit-code-on-error).
     #[arg(long, default_value_t = 0)]
     pub exit_code_on_error: i32,
+    /// The end-of-test summary's layout: Locust's tables, or k6's metric lines.
+    #[arg(long, value_enum, default_value_t = SummaryStyle::Locust)]
+    pub summary: SummaryStyle,
     /// No live status line; only the summary.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -173,6 +176,13 @@ pub struct OutputArgs {
     /// as it fails. The run exits with code 99 when any threshold fails.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<crate::thresholds::Threshold>,
+}
+
+/// The end-of-test summary's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryStyle {
+    Locust,
+    K6,
 }
 
 #[derive(Debug, Args)]

@@ -360,6 +360,7 @@ mod tests {
                 json: None,
                 csv: None,
                 html: None,
+                summary: crate::cli::SummaryStyle::Locust,
                 csv_full_history: false,
                 exit_code_on_error: 0,
                 quiet: true,

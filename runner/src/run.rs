@@ -2,6 +2,7 @@
 //! live progress, stop on time or on Ctrl-C (gracefully, then by force after the stop
 //! timeout), and always print the summary and write the reports with what was measured.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +13,15 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::cli::SummaryStyle;
 use crate::client::HttpShared;
 use crate::config::{Requested, RunConfig, ScenarioConfig, show_duration};
 use crate::host::HostShared;
 use crate::load::{self, Executor, LiveTarget, Phase, Population, VuContext, sleep_until_opt};
 use crate::output::csv::CsvReports;
 use crate::output::history::History;
-use crate::output::{console, html, json, prometheus, starting, summary};
+use crate::output::monitor::{Monitor, RunnerUsage};
+use crate::output::{console, html, json, k6, prometheus, starting, summary};
 use crate::plan::{self, MemoryImages};
 use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
@@ -98,6 +101,7 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     };
     let mut csv_history = csv.is_some();
     let mut history = History::default();
+    let mut monitor = Monitor::new();
     warn_about_map_count(cfg.max_users(), images);
 
     let (mut aggregator, recorder) = Aggregator::new();
@@ -174,9 +178,13 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
                 }
                 let now = aggregator.snapshot(population.running());
                 history.record(&now);
+                if let Some(warning) = monitor.sample() {
+                    console::line(&format!("Warning: {warning}"));
+                }
                 if let Some(web) = &web {
                     let state = if phase == Phase::Running { "running" } else { "stopping" };
-                    web.publish(view(state, &cfg, &aggregator, &now, &history, live_users.is_some(), None));
+                    let warning = monitor.warning();
+                    web.publish(view(state, &cfg, &aggregator, &now, &history, live_users.is_some(), warning.as_deref()));
                 }
                 if !cfg.output.quiet {
                     console::status(&status_line(&now, &cfg, phase));
@@ -213,7 +221,8 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
                 }
                 Command::Report(report, reply) => {
                     let now = aggregator.snapshot(population.running());
-                    let _ = reply.send(render_report(report, &cfg, &aggregator, &now, &history, population.failed()));
+                    let usage = monitor.usage();
+                    let _ = reply.send(render_report(report, &cfg, &aggregator, &now, &history, population.failed(), usage));
                 }
                 Command::Start(_) => {}
             },
@@ -242,8 +251,12 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
             population.started()
         ));
     }
-    let finished = web.as_ref().map(|_| finished_reports(&cfg, &snapshot, &verdicts, &history, interrupted, failed));
-    let outcome = finish(&cfg, snapshot, &verdicts, thresholds_passed, interrupted, failed, &history)?;
+    let usage = monitor.usage();
+    let finished =
+        web.as_ref().map(|_| finished_reports(&cfg, &snapshot, &verdicts, &history, interrupted, failed, usage));
+    let end =
+        RunEnd { verdicts: &verdicts, thresholds_passed, interrupted, users_failed: failed, history: &history, usage };
+    let outcome = finish(&cfg, snapshot, &end)?;
     if let Some(reports) = &mut csv {
         reports.finish(&outcome.snapshot)?;
     }
@@ -270,25 +283,43 @@ fn crossed_abort_threshold(cfg: &RunConfig, stats: &Aggregator, elapsed: Duratio
 }
 
 /// Prints the summary and writes the reports.
-fn finish(
-    cfg: &RunConfig,
-    snapshot: Snapshot,
-    verdicts: &[Verdict],
+/// How a run ended, for the summary and the reports.
+struct RunEnd<'a> {
+    verdicts: &'a [Verdict],
     thresholds_passed: bool,
     interrupted: bool,
     users_failed: u64,
-    history: &History,
-) -> anyhow::Result<RunOutcome> {
+    history: &'a History,
+    usage: RunnerUsage,
+}
+
+fn finish(cfg: &RunConfig, snapshot: Snapshot, end: &RunEnd<'_>) -> anyhow::Result<RunOutcome> {
+    let RunEnd { verdicts, thresholds_passed, interrupted, users_failed, history, usage } = *end;
     // Not `println!`: a closed stdout (`runner run ... | head`) must not panic the runner
     // before the reports are written.
-    let mut text = summary::render(&snapshot);
-    if !verdicts.is_empty() {
-        text.push('\n');
-        text.push_str(&summary::thresholds(verdicts));
-    }
+    let mut text = match cfg.output.summary {
+        SummaryStyle::Locust => {
+            let mut text = summary::render(&snapshot);
+            if !verdicts.is_empty() {
+                text.push('\n');
+                text.push_str(&summary::thresholds(verdicts));
+            }
+            text
+        }
+        SummaryStyle::K6 => k6::render(&snapshot, verdicts, cfg.max_users()),
+    };
+    let _ = write!(
+        text,
+        "\nRunner: peak CPU {:.0}% (of {} cores: {}%), {:.1} CPU seconds, peak memory {:.0} MiB\n",
+        usage.peak_cpu_percent,
+        usage.cores,
+        usage.cores * 100,
+        usage.cpu_seconds,
+        usage.peak_rss_mib
+    );
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     if cfg.output.json.is_some() || cfg.output.html.is_some() {
-        let info = run_info(cfg, interrupted, users_failed);
+        let info = run_info(cfg, interrupted, users_failed, usage);
         if let Some(path) = &cfg.output.json {
             json::write(path, &info, &snapshot, verdicts)?;
         }
@@ -309,7 +340,7 @@ fn finish(
 }
 
 /// The settings the reports show.
-fn run_info(cfg: &RunConfig, interrupted: bool, users_failed: u64) -> json::RunInfo {
+fn run_info(cfg: &RunConfig, interrupted: bool, users_failed: u64, runner: RunnerUsage) -> json::RunInfo {
     json::RunInfo {
         plan: cfg.plan_path.display().to_string(),
         host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
@@ -340,6 +371,7 @@ fn run_info(cfg: &RunConfig, interrupted: bool, users_failed: u64) -> json::RunI
             .collect(),
         interrupted,
         users_failed_to_start: users_failed,
+        runner,
     }
 }
 
@@ -448,8 +480,9 @@ fn render_report(
     now: &Snapshot,
     history: &History,
     users_failed: u64,
+    usage: RunnerUsage,
 ) -> Result<String, String> {
-    let info = run_info(cfg, false, users_failed);
+    let info = run_info(cfg, false, users_failed, usage);
     let (verdicts, _) = thresholds::evaluate_all(&cfg.thresholds, stats);
     let text = match report {
         Report::Json => json::render(&info, now, &verdicts),
@@ -474,8 +507,9 @@ fn finished_reports(
     history: &History,
     interrupted: bool,
     users_failed: u64,
+    usage: RunnerUsage,
 ) -> FinishedReports {
-    let info = run_info(cfg, interrupted, users_failed);
+    let info = run_info(cfg, interrupted, users_failed, usage);
     let or_error = |r: anyhow::Result<String>| r.unwrap_or_else(|e| format!("cannot render this report: {e:#}"));
     FinishedReports {
         json: or_error(json::render(&info, snapshot, verdicts)),

@@ -207,3 +207,33 @@ fn names_a_guest_chooses_cannot_become_markup_and_an_interrupted_run_writes_the_
     assert!(!html.contains("<script>alert(1)"), "the name is not markup");
     assert!(html.contains("(interrupted)"));
 }
+
+#[test]
+fn the_k6_summary_and_the_runners_own_usage() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_METRICS", "1")
+        .args(&["-u", "2", "--iterations", "5", "--summary", "k6", "--threshold", "http_req_failed:rate<0.01"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let total = server.total();
+    for part in [
+        "█ THRESHOLDS".to_owned(),
+        "✓ http_req_failed:rate<0.01".to_owned(),
+        "█ TOTAL RESULTS".to_owned(),
+        format!("http_reqs{}: {total}    ", ".".repeat(25)),
+        "http_req_duration".to_owned(),
+        "iteration_duration".to_owned(),
+        format!("iterations{}: 10    ", ".".repeat(24)),
+        "checks_succeeded".to_owned(),
+    ] {
+        assert!(run.stdout.contains(&part), "missing {part:?} in\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("Response time percentiles"), "not Locust's tables");
+    // The runner's own CPU and memory are in the summary and the report.
+    assert!(run.stdout.contains("Runner: peak CPU "), "{}", run.stdout);
+    let runner = &run.report()["run"]["runner"];
+    assert!(runner["peak_rss_mib"].as_f64().unwrap_or(0.0) > 1.0, "{runner}");
+    assert!(runner["cores"].as_u64().unwrap_or(0) >= 1, "{runner}");
+}

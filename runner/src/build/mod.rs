@@ -6,6 +6,7 @@
 //! language's component toolchain: componentize-py for Python, the npm packages for
 //! JavaScript (see `python` and `js` for how each is found).
 
+mod c;
 mod js;
 mod python;
 mod sdk;
@@ -28,6 +29,7 @@ enum Language {
     Python,
     /// JavaScript or TypeScript, k6 style.
     JavaScript,
+    C,
 }
 
 impl Language {
@@ -35,9 +37,10 @@ impl Language {
         match path.extension().and_then(|e| e.to_str()) {
             Some("py") => Ok(Self::Python),
             Some("js" | "mjs" | "ts") => Ok(Self::JavaScript),
+            Some("c") => Ok(Self::C),
             _ => anyhow::bail!(
-                "`{}` is not a scenario `runner build` knows: it builds Python (.py), JavaScript (.js, .mjs) and \
-                 TypeScript (.ts) files; build Rust plans with `cargo build --release --target wasm32-wasip2`",
+                "`{}` is not a scenario `runner build` knows: it builds Python (.py), JavaScript (.js, .mjs), \
+                 TypeScript (.ts) and C (.c) files; build Rust plans with `cargo build --release --target wasm32-wasip2`",
                 path.display()
             ),
         }
@@ -60,6 +63,7 @@ pub async fn build(args: BuildArgs) -> anyhow::Result<i32> {
     match language {
         Language::Python => python::build(source, &output, scratch.path())?,
         Language::JavaScript => js::build(source, &output, scratch.path())?,
+        Language::C => c::build(source, &output, scratch.path())?,
     }
     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
     console::line(&format!(

@@ -33,6 +33,8 @@ pub struct RunInfo {
     /// Users that could not start: their instance could not be created (for example at a
     /// kernel limit) or their `on_start` failed.
     pub users_failed_to_start: u64,
+    /// What the runner itself used: a runner at its CPU limit inflates response times.
+    pub runner: super::monitor::RunnerUsage,
 }
 
 /// One scenario's settings, as reported.

@@ -7,6 +7,8 @@ pub mod csv;
 pub mod history;
 pub mod html;
 pub mod json;
+pub mod k6;
+pub mod monitor;
 pub mod prometheus;
 pub mod starting;
 pub mod summary;

@@ -210,6 +210,7 @@ impl Aggregator {
                 })
                 .collect(),
             rows,
+            iteration_duration_ms: DurationSummary::of(&self.iteration_durations),
             aggregated: StatsRow::new("", "Aggregated", &aggregated, secs),
             errors: error_rows(&self.errors),
             task_errors: error_rows(&self.task_errors),
@@ -360,12 +361,43 @@ pub struct Snapshot {
     pub aggregated: StatsRow,
     pub errors: Vec<ErrorRow>,
     pub task_errors: Vec<ErrorRow>,
+    /// How long iterations (a task and its wait) took, in milliseconds.
+    pub iteration_duration_ms: DurationSummary,
     /// Over the last few seconds.
     pub current_rps: f64,
     pub current_failures_per_s: f64,
     pub current_p95_ms: f64,
     /// All requests' percentiles over the last few seconds (`(label, ms)`, 50 % .. 100 %).
     pub current_percentiles: Vec<(String, f64)>,
+}
+
+/// A distribution in milliseconds: k6's `avg min med max p(90) p(95)`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DurationSummary {
+    pub avg: f64,
+    pub min: f64,
+    pub med: f64,
+    pub max: f64,
+    pub p90: f64,
+    pub p95: f64,
+}
+
+impl DurationSummary {
+    /// From a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            avg: h.mean() / 1000.0,
+            min: ms(h.min()),
+            med: ms(h.value_at_quantile(0.5)),
+            max: ms(h.max()),
+            p90: ms(h.value_at_quantile(0.9)),
+            p95: ms(h.value_at_quantile(0.95)),
+        }
+    }
 }
 
 /// The requests of one method, name and tag set.
