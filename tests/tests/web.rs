@@ -121,6 +121,18 @@ fn metrics_parse_as_prometheus_text_and_count_what_the_server_received() {
     assert_eq!(report["aggregated"]["requests"].as_u64(), Some(server.total()), "and the JSON report");
     let count = scrape.samples.iter().find(|s| s.metric == "wasmload_http_req_duration_seconds_count");
     assert!(count.is_some(), "a duration histogram: {text}");
+    // Every metric the shipped Grafana dashboard charts is one /metrics exposes.
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../runner/grafana-dashboard.json"))
+        .expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().into_iter().flatten()) {
+        let expr = target["expr"].as_str().expect("expr");
+        for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("wasmload_")) {
+            let base = name.trim_end_matches("_bucket");
+            assert!(text.contains(&format!("# TYPE {}", base.trim_end_matches("_total"))), "{name} is not exposed");
+        }
+    }
 
     // Another site's page cannot drive the runner: not by name, not by form posts.
     assert_eq!(http(&addr, "GET", "/api/stats", &[("Host", "attacker.test")], "").0, 421);
