@@ -128,7 +128,9 @@ fn metrics_parse_as_prometheus_text_and_count_what_the_server_received() {
     let panels = dashboard["panels"].as_array().expect("panels");
     for target in panels.iter().flat_map(|p| p["targets"].as_array().into_iter().flatten()) {
         let expr = target["expr"].as_str().expect("expr");
-        for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("wasmload_")) {
+        for name in
+            expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("wasmload_"))
+        {
             let base = name.trim_end_matches("_bucket");
             assert!(text.contains(&format!("# TYPE {}", base.trim_end_matches("_total"))), "{name} is not exposed");
         }

@@ -39,17 +39,32 @@ pub fn line(text: &str) {
     });
 }
 
-/// Shows the live status: redrawn in place on a terminal, a new line otherwise.
+/// Shows the live status: redrawn in place on a terminal (cut to its width, so a narrow
+/// terminal never wraps it: a wrapped line could not be redrawn), a new line otherwise.
 pub fn status(text: &str) {
     with(|c, err| {
         if c.tty {
+            let text = match terminal_width() {
+                Some(width) if text.chars().count() >= width => text.chars().take(width.saturating_sub(1)).collect(),
+                _ => text.to_owned(),
+            };
             let _ = write!(err, "\r\x1b[2K{text}");
-            c.status = Some(text.to_owned());
+            c.status = Some(text);
         } else {
             let _ = writeln!(err, "{text}");
         }
         let _ = err.flush();
     });
+}
+
+/// The width of the terminal on stderr, if it is one.
+fn terminal_width() -> Option<usize> {
+    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    #[allow(unsafe_code)]
+    // SAFETY: TIOCGWINSZ writes a `winsize` into the pointer, which is valid for it; on a
+    // descriptor that is not a terminal the call fails and `size` stays zeroed.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 /// Whether the runner's messages go to a terminal (where lines can be redrawn).
