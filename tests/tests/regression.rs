@@ -13,7 +13,7 @@ fn closed_stdout_neither_panics_nor_loses_the_report() {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("report.json");
     let mut child = Command::new(runner_bin())
-        .args(["run", guests::PROBE, "-q", "--iterations", "3", "--host", &server.url(), "--json"])
+        .args(["run", guests::PROBE, "--headless", "-q", "--iterations", "3", "--host", &server.url(), "--json"])
         .arg(&json)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,9 +9,30 @@ use std::time::{Duration, Instant};
 
 use e2e::{Server, guests, runner_bin};
 
+/// The runner, killed if a test ends without stopping it (a failed assertion).
+struct Running(Option<Child>);
+
+impl Running {
+    /// Ctrl-C, then its exit status.
+    fn interrupt(mut self) -> Option<i32> {
+        let child = self.0.take()?;
+        e2e::interrupt(&child);
+        child.wait_with_output().ok().and_then(|o| o.status.code())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The runner with its web UI on a free port, waiting for the page; returns it and the
 /// UI's address (host:port).
-fn runner_with_ui(extra: &[&str]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+fn runner_with_ui(extra: &[&str]) -> (Running, String, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(runner_bin())
         .args(["run", guests::PROBE, "--web-port", "0", "--env", "PROBE_WAIT=constant:50"])
         .args(extra)
@@ -37,7 +58,7 @@ fn runner_with_ui(extra: &[&str]) -> (Child, String, std::sync::mpsc::Receiver<S
         };
         if let Some(url) = line.strip_prefix("Web UI on http://") {
             let addr = url.split(':').take(2).collect::<Vec<_>>().join(":");
-            return (child, addr, rx);
+            return (Running(Some(child)), addr, rx);
         }
     }
 }
@@ -141,8 +162,7 @@ fn metrics_parse_as_prometheus_text_and_count_what_the_server_received() {
     assert_eq!(http(&addr, "POST", "/api/stop", &[("Content-Type", "text/plain")], "{}").0, 415);
     let foreign = [JSON, ("Origin", "http://attacker.test")];
     assert_eq!(http(&addr, "POST", "/api/stop", &foreign, "{}").0, 403);
-    e2e::interrupt(&child);
-    let _ = child.wait_with_output();
+    child.interrupt();
 }
 
 #[test]
@@ -155,9 +175,7 @@ fn a_bad_start_form_is_refused_with_its_reason() {
     let (status, body) = http(&addr, "POST", "/api/start", &[JSON], r#"{"users":0,"spawn_rate":1}"#);
     assert_eq!((status, body.starts_with("users: ")), (400, true), "{body}");
     assert_eq!(wait_for_state(&addr, "ready")["state"], "ready");
-    e2e::interrupt(&child);
-    let out = child.wait_with_output().expect("exit");
-    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(child.interrupt(), Some(130));
 }
 
 #[test]
@@ -199,6 +217,5 @@ fn a_browser_starts_watches_edits_stops_and_downloads_a_test() {
     );
     let aggregated = lines.find(|l| l.starts_with(",Aggregated,")).expect("the Aggregated row");
     assert_eq!(aggregated.split(',').nth(2).and_then(|n| n.parse().ok()), Some(server.total()), "{aggregated}");
-    e2e::interrupt(&child);
-    let _ = child.wait_with_output();
+    child.interrupt();
 }
