@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-eval "$(scripts/toolchains.sh)"
+tools_env="$(scripts/toolchains.sh)"
+eval "$tools_env"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 "$WASMLOAD_COMPONENTIZE_PY" -d wit -w load-test bindings "$out"

@@ -9,7 +9,9 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 # componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
-eval "$(scripts/toolchains.sh)"
+# (Assigned first, so a failed install stops the script: `eval "$(...)"` alone would not.)
+tools_env="$(scripts/toolchains.sh)"
+eval "$tools_env"
 
 cargo fmt --all --check
 (cd guest-examples && # componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
