@@ -23,6 +23,14 @@ pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// server cannot hold a VU and its buffers for the whole request timeout one byte at a time.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `WASMLOAD_BENCH_NO_LIMITS=1` turns off epoch interruption (CPU limits, yielding) and the
+/// guest memory limiter, for one purpose: measuring what they cost, side by side with a
+/// normal run (`tests/bench/limits.sh`). Never for running plans one does not trust; the
+/// runner refuses it together with `--policy`, and warns whenever it is on.
+pub fn limits_off_for_benchmark() -> bool {
+    std::env::var_os("WASMLOAD_BENCH_NO_LIMITS").is_some_and(|v| v == "1")
+}
+
 /// How often the engine's epoch advances. A guest that computes without calling the host
 /// yields its worker thread at each tick, so one busy VU cannot starve the others and a
 /// stop request can always interrupt it.

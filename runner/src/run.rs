@@ -49,6 +49,14 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
         Some(path) => Policy::load(path)?,
         None => Policy::none(),
     };
+    if crate::limits::limits_off_for_benchmark() {
+        if requested.policy.is_some() {
+            anyhow::bail!("WASMLOAD_BENCH_NO_LIMITS=1 turns the guest limits off, so it cannot run under --policy");
+        }
+        console::line(
+            "Warning: WASMLOAD_BENCH_NO_LIMITS=1: guests run without CPU or memory limits (for measuring their cost only)",
+        );
+    }
     let images = MemoryImages::for_users(requested.load.peak_users());
     if images == MemoryImages::Copied {
         console::line(

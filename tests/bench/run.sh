@@ -66,6 +66,14 @@ PORT="${PORT:-18080}"
 MEMORY_MAX="${MEMORY_MAX:-10000}"
 START_VUS="${START_VUS:-10000}"
 FLAT="${FLAT:-1}"
+# NO_LIMITS=1 adds "nolimits": the same runner with WASMLOAD_BENCH_NO_LIMITS=1 (no epoch
+# interruption, no memory limiter), to show what the guest limits cost.
+NO_LIMITS="${NO_LIMITS:-0}"
+# BASELINE=PATH adds "baseline": another runner binary (an earlier commit), for A/B.
+BASELINE="${BASELINE:-}"
+tools=(wrk runner)
+[[ "$NO_LIMITS" == 1 ]] && tools+=(nolimits)
+[[ -n "$BASELINE" ]] && tools+=(baseline)
 
 die() { echo "error: $*" >&2; exit 1; }
 [[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (cargo build --profile dist -p runner, or set RUNNER)"
@@ -185,13 +193,16 @@ row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s\n' "$@"; }
 row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB"
 declare -A results=()
 for round in $(seq "$ROUNDS"); do
-    for tool in wrk runner; do
-        if [[ $tool == wrk ]]; then
-            measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/"
-        else
-            measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
-                -u 50 -r 1000 -t "$DURATION" -q
-        fi
+    for tool in "${tools[@]}"; do
+        case $tool in
+            wrk) measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/" ;;
+            runner) measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+                -u 50 -r 1000 -t "$DURATION" -q ;;
+            nolimits) measure "nolimits-$round" env WASMLOAD_BENCH_NO_LIMITS=1 taskset -c 1 "$RUNNER" run "$PROBE" \
+                --headless --host "$base" -u 50 -r 1000 -t "$DURATION" -q ;;
+            baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" --host "$base" \
+                -u 50 -r 1000 -t "$DURATION" -q ;;
+        esac
         if (( m_status != 0 )); then
             echo "$tool round $round failed (exit $m_status):" >&2
             cat "$tmp/$tool-$round.err" >&2
@@ -209,7 +220,7 @@ echo
 echo "Medians"
 row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB"
 declare -A median_rpc=()
-for tool in wrk runner; do
+for tool in "${tools[@]}"; do
     cols=()
     for c in 1 2 3 4 5 6; do
         cols+=("$(printf '%s' "${results[$tool]}" | awk -v c="$c" 'NF { print $c }' | median)")
@@ -219,6 +230,10 @@ for tool in wrk runner; do
         "$(calc '%.0f' "${cols[4]}")" "${cols[5]}"
 done
 echo "ratio runner/wrk of req/CPU-s: $(calc '%.2f' "${median_rpc[runner]} / ${median_rpc[wrk]}")"
+[[ -n "${median_rpc[nolimits]:-}" ]] &&
+    echo "ratio runner/nolimits of req/CPU-s (the guest limits' cost): $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[nolimits]}")"
+[[ -n "${median_rpc[baseline]:-}" ]] &&
+    echo "ratio runner/baseline of req/CPU-s: $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[baseline]}")"
 echo
 
 # --- memory per VU -----------------------------------------------------------------------
