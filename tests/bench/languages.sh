@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Memory and start-up per virtual user (VU) for the same scenario written in Rust, Python
-# and JavaScript (guest-examples/concert, python/concert.py, js/concert.js): one interpreter
+# Memory and start-up per virtual user (VU) for the same scenario written in Rust, C, Python
+# and JavaScript (guest-examples/concert, c/concert.c, python/concert.py, js/concert.js): one interpreter
 # per VU makes the scripted languages far heavier than Rust, and this measures by how much.
 #
 # Method
@@ -38,9 +38,11 @@ declare -A plans=(
     [rust]=guest-examples/target/wasm32-wasip2/release/concert.wasm
     [python]="$out/concert-py.wasm"
     [js]="$out/concert-js.wasm"
+    [c]="$out/concert-c.wasm"
 )
 "$RUNNER" build guest-examples/python/concert.py -o "${plans[python]}" >/dev/null 2>&1
 "$RUNNER" build guest-examples/js/concert.js -o "${plans[js]}" >/dev/null 2>&1
+"$RUNNER" build guest-examples/c/concert.c -o "${plans[c]}" >/dev/null 2>&1
 
 "$RUNNER" target --port 0 >"$out/target.log" 2>&1 &
 target_pid=$!
@@ -51,7 +53,7 @@ field() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
 calc() { awk "BEGIN { print $1 }"; }
 
 printf '%-8s %6s %10s %10s %10s %12s\n' plan VUs "start s" "RSS MiB" "PSS MiB" "plan MB"
-for lang in rust python js; do
+for lang in rust c js python; do
     plan="${plans[$lang]}"
     size=$(stat -c %s "$plan")
     declare -A pss=()
