@@ -21,12 +21,12 @@ use crate::load::{self, Executor, LiveTarget, Phase, Population, VuContext, slee
 use crate::output::csv::CsvReports;
 use crate::output::history::History;
 use crate::output::monitor::{Monitor, RunnerUsage};
-use crate::output::{console, html, json, k6, prometheus, starting, summary};
+use crate::output::{console, html, json, k6, starting, summary};
 use crate::plan::{self, MemoryImages};
 use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
-use crate::web::{Command, FinishedReports, Report, StartForm, StartRequest, View as WebView, Web};
+use crate::web::{Command, Web, finished_reports, next_command, render_report, view, wait_for_start};
 
 /// How often statistics are merged and the status line redrawn.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -348,7 +348,7 @@ fn finish(cfg: &RunConfig, snapshot: Snapshot, end: &RunEnd<'_>) -> anyhow::Resu
 }
 
 /// The settings the reports show.
-fn run_info(cfg: &RunConfig, interrupted: bool, users_failed: u64, runner: RunnerUsage) -> json::RunInfo {
+pub(crate) fn run_info(cfg: &RunConfig, interrupted: bool, users_failed: u64, runner: RunnerUsage) -> json::RunInfo {
     json::RunInfo {
         plan: cfg.plan_path.display().to_string(),
         host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
@@ -390,143 +390,6 @@ impl RunOutcome {
     }
 }
 
-/// Shows the start form with the run's defaults and waits for the page's Start (`None`:
-/// Ctrl-C came first).
-async fn wait_for_start(
-    web: &mut Web,
-    requested: &Requested,
-    plan: &crate::bindings::Plan,
-) -> anyhow::Result<Option<StartRequest>> {
-    let defaults = StartForm {
-        users: requested.load.users.or(plan.options.users).or(Some(1)),
-        spawn_rate: requested.load.spawn_rate.or(plan.options.spawn_rate).or(Some(1.0)),
-        host: requested.host.as_ref().map(|h| h.as_str().to_owned()).or_else(|| plan.options.host.clone()),
-        run_time: requested
-            .load
-            .run_time
-            .or(plan.options.run_time_ms.map(Duration::from_millis))
-            .map(|t| show_duration(t).to_string()),
-    };
-    let empty = Aggregator::new().0;
-    let stats = serde_json::json!({
-        "state": "ready",
-        "host": defaults.host,
-        "defaults": defaults,
-        "can_edit_users": false,
-        "snapshot": empty.snapshot(0),
-        "history": History::default(),
-    });
-    web.publish(WebView { stats: stats.to_string().into(), ..WebView::default() });
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    loop {
-        tokio::select! {
-            command = web.command() => match command {
-                Some(Command::Start(start)) => return Ok(Some(start)),
-                Some(Command::Report(_, reply)) => {
-                    let _ = reply.send(Err("no test has run yet".into()));
-                }
-                Some(_) => {}
-                None => return Ok(None),
-            },
-            _ = first(&mut interrupt, &mut terminate) => return Ok(None),
-        }
-    }
-}
-
-/// The next command from the page, or never without a page.
-async fn next_command(web: &mut Option<Web>) -> Command {
-    match web {
-        Some(web) => match web.command().await {
-            Some(command) => command,
-            None => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// What the page shows now.
-fn view(
-    state: &str,
-    cfg: &RunConfig,
-    stats: &Aggregator,
-    now: &Snapshot,
-    history: &History,
-    can_edit_users: bool,
-    warning: Option<&str>,
-) -> WebView {
-    let defaults = StartForm {
-        users: Some(cfg.max_users()),
-        spawn_rate: match cfg.scenarios.as_slice() {
-            [ScenarioConfig { executor: Executor::Users { spawn_rate, .. }, .. }] => Some(*spawn_rate),
-            _ => None,
-        },
-        host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
-        run_time: cfg.run_time.map(|t| show_duration(t).to_string()),
-    };
-    let stats_json = serde_json::json!({
-        "state": state,
-        "host": defaults.host,
-        "defaults": defaults,
-        "can_edit_users": can_edit_users,
-        "warning": warning,
-        "snapshot": now,
-        "history": history,
-    });
-    WebView {
-        stats: stats_json.to_string().into(),
-        metrics: prometheus::render(stats, now, cfg.max_users()).into(),
-        finished: None,
-    }
-}
-
-/// A report of the run so far, for the page's downloads.
-fn render_report(
-    report: Report,
-    cfg: &RunConfig,
-    stats: &Aggregator,
-    now: &Snapshot,
-    history: &History,
-    users_failed: u64,
-    usage: RunnerUsage,
-) -> Result<String, String> {
-    let info = run_info(cfg, false, users_failed, usage);
-    let (verdicts, _) = thresholds::evaluate_all(&cfg.thresholds, stats);
-    let text = match report {
-        Report::Json => json::render(&info, now, &verdicts),
-        Report::Html => html::render(&info, now, &verdicts, history),
-        Report::StatsCsv => csv_text(|out| crate::output::csv::write_stats(out, now)),
-        Report::FailuresCsv => csv_text(|out| crate::output::csv::write_failures(out, now)),
-    };
-    text.map_err(|e| format!("{e:#}"))
-}
-
-fn csv_text(write: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> anyhow::Result<String> {
-    let mut out = Vec::new();
-    write(&mut out)?;
-    String::from_utf8(out).context("the CSV is not UTF-8")
-}
-
-/// The reports of the finished run, kept for the page's downloads.
-fn finished_reports(
-    cfg: &RunConfig,
-    snapshot: &Snapshot,
-    verdicts: &[Verdict],
-    history: &History,
-    interrupted: bool,
-    users_failed: u64,
-    usage: RunnerUsage,
-) -> FinishedReports {
-    let info = run_info(cfg, interrupted, users_failed, usage);
-    let or_error = |r: anyhow::Result<String>| r.unwrap_or_else(|e| format!("cannot render this report: {e:#}"));
-    FinishedReports {
-        json: or_error(json::render(&info, snapshot, verdicts)),
-        html: or_error(html::render(&info, snapshot, verdicts, history)),
-        stats_csv: or_error(csv_text(|out| crate::output::csv::write_stats(out, snapshot))),
-        failures_csv: or_error(csv_text(|out| crate::output::csv::write_failures(out, snapshot))),
-    }
-}
-
 fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
     let state = match phase {
         Phase::Running => "",
@@ -558,7 +421,7 @@ fn warn_about_map_count(users: u32, images: MemoryImages) {
     }
 }
 
-async fn first(a: &mut tokio::signal::unix::Signal, b: &mut tokio::signal::unix::Signal) {
+pub(crate) async fn first(a: &mut tokio::signal::unix::Signal, b: &mut tokio::signal::unix::Signal) {
     tokio::select! {
         _ = a.recv() => {}
         _ = b.recv() => {}

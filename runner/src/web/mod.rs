@@ -11,6 +11,10 @@
 //! `POST`s (which a page of another origin cannot send without a preflight the server
 //! never grants) whose `Origin`, if any, is its own.
 
+mod run_side;
+
+pub(crate) use run_side::{finished_reports, next_command, render_report, view, wait_for_start};
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
