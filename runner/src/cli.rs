@@ -123,6 +123,11 @@ pub struct RunArgs {
     /// be reached. A run asking for more is refused before it starts.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Change a limit on what a guest can make the host allocate (repeatable): url,
+    /// headers, header-bytes, request-body, response-body, log-line, log-rate,
+    /// metric-series, resources; e.g. --limit request-body=1MiB --limit log-rate=50.
+    #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = crate::limits::parse_limit)]
+    pub limits: Vec<(String, usize)>,
     #[command(flatten)]
     pub web: WebArgs,
 }

@@ -46,7 +46,17 @@ fn requested(args: RunArgs) -> Requested {
         env: args.env,
         insecure: args.insecure,
         output: args.output,
-        limits: GuestLimits { memory: args.sandbox.max_vu_memory, cpu: args.sandbox.max_guest_cpu },
+        limits: GuestLimits {
+            memory: args.sandbox.max_vu_memory,
+            cpu: args.sandbox.max_guest_cpu,
+            host: {
+                let mut host = limits::HostLimits::default();
+                for (name, value) in &args.limits {
+                    host.set(name, *value);
+                }
+                host
+            },
+        },
         allow_hosts: args.allow_hosts,
         policy: args.policy,
         timeouts: args.timeouts.timeouts(),

@@ -120,6 +120,117 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// and reports without bound. k6 has no limit and warns of the same hazard in its docs.
 pub const MAX_METRIC_SERIES: usize = 1000;
 
+/// What a guest can make the host allocate, for one run: the constants above by default,
+/// each changeable with `--limit NAME=VALUE` and capped by an operator policy's `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    pub url_bytes: usize,
+    pub request_headers: usize,
+    pub header_bytes: usize,
+    pub request_body: usize,
+    pub body_kept: usize,
+    pub log_line: usize,
+    pub log_lines_per_sec: usize,
+    pub metric_series: usize,
+    pub host_resources: usize,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        Self {
+            url_bytes: MAX_URL_BYTES,
+            request_headers: MAX_REQUEST_HEADERS,
+            header_bytes: MAX_REQUEST_HEADER_BYTES,
+            request_body: MAX_REQUEST_BODY,
+            body_kept: MAX_BODY_KEPT,
+            log_line: MAX_LOG_LINE,
+            log_lines_per_sec: GUEST_LOG_LINES_PER_SEC as usize,
+            metric_series: MAX_METRIC_SERIES,
+            host_resources: MAX_HOST_RESOURCES,
+        }
+    }
+}
+
+/// The names `--limit` and the policy's `[limits]` take, with what each bounds.
+pub const LIMIT_NAMES: [(&str, &str); 9] = [
+    ("url", "bytes of a request URL"),
+    ("headers", "headers per request"),
+    ("header-bytes", "bytes of a request's headers"),
+    ("request-body", "bytes of a request body"),
+    ("response-body", "bytes of a response body handed to the guest"),
+    ("log-line", "bytes of a log line"),
+    ("log-rate", "log lines per second per VU"),
+    ("metric-series", "checks and custom metric series per worker thread"),
+    ("resources", "host resources a VU holds at once"),
+];
+
+impl HostLimits {
+    fn slot(&mut self, name: &str) -> Option<&mut usize> {
+        Some(match name {
+            "url" => &mut self.url_bytes,
+            "headers" => &mut self.request_headers,
+            "header-bytes" => &mut self.header_bytes,
+            "request-body" => &mut self.request_body,
+            "response-body" => &mut self.body_kept,
+            "log-line" => &mut self.log_line,
+            "log-rate" => &mut self.log_lines_per_sec,
+            "metric-series" => &mut self.metric_series,
+            "resources" => &mut self.host_resources,
+            _ => return None,
+        })
+    }
+
+    /// The limit called `name`.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.clone().slot(name).map(|v| *v)
+    }
+
+    /// Sets the limit called `name`; false for an unknown name.
+    pub fn set(&mut self, name: &str, value: usize) -> bool {
+        self.slot(name).map(|slot| *slot = value).is_some()
+    }
+}
+
+/// The run's metric-series and host-resource limits, for the places that meet them far from
+/// the run's settings (the statistics shards, the error message of a full resource table).
+/// A process runs one test, so they are set once, when it starts.
+static METRIC_SERIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_METRIC_SERIES);
+static HOST_RESOURCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_HOST_RESOURCES);
+
+impl HostLimits {
+    /// Makes these the limits [`metric_series`] and [`host_resources`] return.
+    pub fn apply_to_process(&self) {
+        METRIC_SERIES.store(self.metric_series, std::sync::atomic::Ordering::Relaxed);
+        HOST_RESOURCES.store(self.host_resources, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Checks and custom metric series a worker thread records (`--limit metric-series`).
+pub fn metric_series() -> usize {
+    METRIC_SERIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Host resources a VU may hold (`--limit resources`).
+pub fn host_resources() -> usize {
+    HOST_RESOURCES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `NAME=VALUE` for `--limit` and the policy: a known name, and a count or a size
+/// (`64KiB`, `1MiB`) of at least 1.
+pub fn parse_limit(s: &str) -> Result<(String, usize), String> {
+    let known = || LIMIT_NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE (names: {})", known()))?;
+    let name = name.trim();
+    if !LIMIT_NAMES.iter().any(|(n, _)| *n == name) {
+        return Err(format!("`{name}` is not a limit; the limits are {}", known()));
+    }
+    let value = crate::cli::parse_size(value)?;
+    if value == 0 {
+        return Err(format!("the {name} limit must be at least 1"));
+    }
+    Ok((name.to_owned(), value))
+}
+
 /// Host resources (WASI streams, pollables, ...) one VU's instance may hold at once. Each
 /// is host memory the guest makes the runner keep; a scenario needs a handful. Past it,
 /// the call that would create one traps and the VU starts afresh.

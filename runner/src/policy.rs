@@ -37,6 +37,9 @@ struct PolicyFile {
     allowed_hosts: Vec<String>,
     allow_loopback: Option<bool>,
     allow_private: Option<bool>,
+    /// Ceilings on the host limits (`--limit`): name = count or size.
+    #[serde(default)]
+    limits: std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// The operator's ceilings, parsed.
@@ -56,6 +59,8 @@ pub struct Policy {
     pub allowed_hosts: Vec<HostPattern>,
     pub allow_loopback: bool,
     pub allow_private: bool,
+    /// Ceilings on the host limits, by `--limit` name.
+    pub host_limits: Vec<(String, usize)>,
 }
 
 impl Policy {
@@ -101,6 +106,18 @@ impl Policy {
                 .collect::<Result<_, _>>()?,
             allow_loopback: file.allow_loopback.unwrap_or(true),
             allow_private: file.allow_private.unwrap_or(true),
+            host_limits: file
+                .limits
+                .iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Integer(n) => n.to_string(),
+                        _ => return Err(bad("limits", format!("{name}: a count or a size such as \"1MiB\""))),
+                    };
+                    crate::limits::parse_limit(&format!("{name}={value}")).map_err(|e| bad("limits", e))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -137,6 +154,17 @@ impl Policy {
                         );
                     }
                 }
+            }
+        }
+        let defaults = crate::limits::HostLimits::default();
+        for (name, ceiling) in &self.host_limits {
+            let asked = cfg.limits.host.get(name).unwrap_or(0);
+            if asked > *ceiling {
+                if Some(asked) != defaults.get(name) {
+                    return refuse(format!("--limit {name}={asked}"), &format!("{ceiling} ([limits] {name})"));
+                }
+                // The default is above the operator's ceiling: the run gets the ceiling.
+                cfg.limits.host.set(name, *ceiling);
             }
         }
         if let Some(max) = self.max_vu_memory

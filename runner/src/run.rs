@@ -101,6 +101,7 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     }
     let mut cfg = requested.resolve(&loaded.plan)?;
     policy.enforce(&mut cfg).map_err(|why| anyhow::anyhow!("the run was refused: {why}"))?;
+    cfg.limits.host.apply_to_process();
     let network = policy.network(cfg.host.as_ref().map(|h| h.origin()), &cfg.allow_hosts);
     // Created now so that an unwritable prefix stops the run before it starts.
     let mut csv = match &cfg.output.csv {
@@ -120,6 +121,7 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
             network,
             cfg.timeouts,
             policy.max_request_rate,
+            cfg.limits.host,
         )?),
         env: cfg.env.clone().into(),
         limits: cfg.limits,

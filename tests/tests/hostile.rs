@@ -257,3 +257,37 @@ fn host_resources_a_guest_never_drops_are_capped() {
     );
     others_kept_their_pace(&server, 1.0);
 }
+
+#[test]
+fn a_run_lowers_a_host_limit_and_a_policy_caps_it() {
+    // --limit: the log rate per VU, and the URL length (the oversized-URL attack now meets
+    // a limit of 100 bytes, and says so).
+    let (server, run) = attack("log-flood", "2s", &["--limit", "log-rate=2"]);
+    let flood_lines = run.stderr.lines().filter(|l| l.contains("flood ") || l.contains("out ")).count();
+    assert!((2..=12).contains(&flood_lines), "{flood_lines} flood lines printed at 2 a second");
+    assert!(run.stderr.contains("log lines dropped: at most 2 a second per VU"), "{}", run.stderr);
+    others_kept_their_pace(&server, 2.0);
+    let (_, run) = attack("huge-url", "1s", &["--limit", "url=100"]);
+    assert!(task_errors(&run).iter().any(|e| e.contains("past the limit of 100 B")), "{:?}", task_errors(&run));
+
+    // A policy's [limits]: the default above its ceiling is lowered to it...
+    let policy = tempfile::NamedTempFile::new().expect("policy file");
+    std::fs::write(policy.path(), "[limits]\nlog-rate = 3\n").expect("write policy");
+    let path = policy.path().to_str().expect("utf-8");
+    let (_, run) = attack("log-flood", "2s", &["--policy", path]);
+    assert!(run.stderr.contains("log lines dropped: at most 3 a second per VU"), "{}", run.stderr);
+    // ...and a run asking for more is refused before it starts, naming the limit.
+    let server = Server::start();
+    let run = Runner::run(guests::HOSTILE)
+        .host(&server)
+        .args(&["-u", "1", "-t", "1s", "--policy", path, "--limit", "log-rate=50"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--limit log-rate=50, but the policy"), "{}", run.stderr);
+    assert!(run.stderr.contains("allows at most 3 ([limits] log-rate)"), "{}", run.stderr);
+    assert_eq!(server.total(), 0);
+    // A misspelt limit is one clear sentence.
+    let run = Runner::run(guests::HOSTILE).host(&server).args(&["--limit", "body=1"]).finish(LIMIT);
+    assert_eq!(run.code(), 2, "{}", run.stderr);
+    assert!(run.stderr.contains("`body` is not a limit; the limits are url, headers"), "{}", run.stderr);
+}

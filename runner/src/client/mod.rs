@@ -19,7 +19,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT, MAX_BODY_KEPT};
+use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT};
 pub use policy::{AddressClass, HostPattern, NetPolicy, classify};
 pub use target::{BaseUrl, Origin, Target, UrlError};
 
@@ -34,6 +34,8 @@ pub struct HttpShared {
     timeouts: Timeouts,
     /// The operator's ceiling on requests per second for the whole run, if any.
     pace: Option<Pace>,
+    /// Request sizes and the response body kept for the guest.
+    limits: crate::limits::HostLimits,
 }
 
 /// How long each step of a request may take (`--connect-timeout`, `--first-byte-timeout`,
@@ -97,15 +99,16 @@ impl HttpShared {
         policy: NetPolicy,
         timeouts: Timeouts,
         max_request_rate: Option<f64>,
+        limits: crate::limits::HostLimits,
     ) -> anyhow::Result<Self> {
         let tls = tls::client_config(insecure)?;
         let pace = max_request_rate.map(Pace::new);
-        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls), policy, timeouts, pace })
+        Ok(Self { base, connector: tokio_rustls::TlsConnector::from(tls), policy, timeouts, pace, limits })
     }
 
     /// For instances that only describe their plan: they may not send anything.
     pub fn describe_only() -> anyhow::Result<Self> {
-        Self::new(None, false, NetPolicy::closed(), Timeouts::default(), None)
+        Self::new(None, false, NetPolicy::closed(), Timeouts::default(), None, crate::limits::HostLimits::default())
     }
 }
 
@@ -197,7 +200,7 @@ impl VuClient {
 
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
-        rules::check(&out)?;
+        rules::check(&out, &self.shared.limits)?;
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let timeout = out.timeout.unwrap_or(self.shared.timeouts.request);
@@ -301,7 +304,7 @@ impl VuClient {
             let frame = frame.map_err(|e| SendError::Protocol(describe(&e)))?;
             if let Ok(data) = frame.into_data() {
                 body_len += data.len() as u64;
-                let room = MAX_BODY_KEPT.saturating_sub(kept.len());
+                let room = self.shared.limits.body_kept.saturating_sub(kept.len());
                 kept.extend_from_slice(&data[..data.len().min(room)]);
             }
         }

@@ -6,7 +6,7 @@ use http::header::{self, HeaderName};
 
 use super::{Outgoing, SendError};
 use crate::host::show_bytes;
-use crate::limits::{MAX_REQUEST_BODY, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES};
+use crate::limits::HostLimits;
 
 /// Headers the runner owns: `Host` follows the URL (and the network policy checks the URL),
 /// the rest frame the connection or the message (hop-by-hop headers, RFC 9110 7.6.1).
@@ -31,32 +31,32 @@ pub fn check_header(name: &HeaderName, as_written: &str) -> Result<(), SendError
 }
 
 /// Refuses a request past the size limits.
-pub fn check(out: &Outgoing<'_>) -> Result<(), SendError> {
-    if out.url.len() > MAX_URL_BYTES {
+pub fn check(out: &Outgoing<'_>, limits: &HostLimits) -> Result<(), SendError> {
+    if out.url.len() > limits.url_bytes {
         return Err(invalid(format!(
             "the URL is {} long, past the limit of {}",
             show_bytes(out.url.len()),
-            show_bytes(MAX_URL_BYTES)
+            show_bytes(limits.url_bytes)
         )));
     }
-    if out.headers.len() > MAX_REQUEST_HEADERS {
-        return Err(invalid(format!("{} headers, past the limit of {MAX_REQUEST_HEADERS}", out.headers.len())));
+    if out.headers.len() > limits.request_headers {
+        return Err(invalid(format!("{} headers, past the limit of {}", out.headers.len(), limits.request_headers)));
     }
     let header_bytes: usize = out.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
-    if header_bytes > MAX_REQUEST_HEADER_BYTES {
+    if header_bytes > limits.header_bytes {
         return Err(invalid(format!(
             "the headers are {} long, past the limit of {}",
             show_bytes(header_bytes),
-            show_bytes(MAX_REQUEST_HEADER_BYTES)
+            show_bytes(limits.header_bytes)
         )));
     }
     if let Some(body) = &out.body
-        && body.len() > MAX_REQUEST_BODY
+        && body.len() > limits.request_body
     {
         return Err(invalid(format!(
             "the body is {} long, past the limit of {}",
             show_bytes(body.len()),
-            show_bytes(MAX_REQUEST_BODY)
+            show_bytes(limits.request_body)
         )));
     }
     Ok(())
@@ -69,6 +69,7 @@ fn invalid(message: String) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{MAX_REQUEST_BODY, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES};
 
     fn outgoing(url: &str, headers: &[(&str, &str)], body: usize) -> Outgoing<'static> {
         Outgoing {
@@ -81,12 +82,14 @@ mod tests {
     }
 
     fn refused(out: &Outgoing<'_>) -> String {
-        check(out).expect_err("refused").to_string()
+        check(out, &HostLimits::default()).expect_err("refused").to_string()
     }
 
     #[test]
     fn ordinary_requests_pass() {
-        assert!(check(&outgoing("/a?b=c", &[("Accept", "*/*"), ("Cookie", "a=b")], 1000)).is_ok());
+        assert!(
+            check(&outgoing("/a?b=c", &[("Accept", "*/*"), ("Cookie", "a=b")], 1000), &HostLimits::default()).is_ok()
+        );
     }
 
     #[test]
@@ -110,5 +113,14 @@ mod tests {
         let big = "v".repeat(MAX_REQUEST_HEADER_BYTES);
         assert!(refused(&outgoing("/", &[("x-big", &big)], 0)).contains("headers are 64 KiB long"));
         assert!(refused(&outgoing("/", &[], MAX_REQUEST_BODY + 1)).contains("body is 16 MiB long"));
+    }
+
+    #[test]
+    fn a_run_can_lower_a_limit() {
+        let mut limits = HostLimits::default();
+        assert!(limits.set("request-body", 1024));
+        let message = check(&outgoing("/", &[], 2048), &limits).expect_err("refused").to_string();
+        assert!(message.contains("body is 2 KiB long, past the limit of 1 KiB"), "{message}");
+        assert!(!limits.set("nonsense", 1));
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::limits::{ALL_GUESTS_LOG_LINES_PER_SEC, GUEST_LOG_LINES_PER_SEC};
+use crate::limits::ALL_GUESTS_LOG_LINES_PER_SEC;
 use crate::output::console;
 
 /// A token bucket: `rate` tokens a second, holding at most `2 × rate`.
@@ -53,12 +53,22 @@ struct VuLogState {
 pub struct GuestLog {
     vu: u32,
     state: Arc<Mutex<VuLogState>>,
+    per_second: usize,
+    max_line: usize,
 }
 
 impl GuestLog {
-    pub fn new(vu: u32) -> Self {
-        let state = VuLogState { bucket: Bucket::new(GUEST_LOG_LINES_PER_SEC), dropped: 0 };
-        Self { vu, state: Arc::new(Mutex::new(state)) }
+    /// A VU's log: at most `per_second` lines a second (bursts of twice that), each cut to
+    /// `max_line` bytes.
+    pub fn new(vu: u32, per_second: usize, max_line: usize) -> Self {
+        let rate = u32::try_from(per_second).unwrap_or(u32::MAX);
+        let state = VuLogState { bucket: Bucket::new(rate), dropped: 0 };
+        Self { vu, state: Arc::new(Mutex::new(state)), per_second, max_line }
+    }
+
+    /// The longest line kept, in bytes.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// Prints `text` as this VU's line, if both budgets allow.
@@ -74,9 +84,9 @@ impl GuestLog {
         drop(state);
         if dropped > 0 {
             console::line(&format!(
-                "[vu {}] ({dropped} log lines dropped: at most {GUEST_LOG_LINES_PER_SEC} a second per VU and \
+                "[vu {}] ({dropped} log lines dropped: at most {} a second per VU and \
                  {ALL_GUESTS_LOG_LINES_PER_SEC} for all)",
-                self.vu
+                self.vu, self.per_second
             ));
         }
         console::line(&format!("[vu {}] {text}", self.vu));

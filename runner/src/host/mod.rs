@@ -14,7 +14,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
-use crate::limits::MAX_HOST_RESOURCES;
 use crate::stats::Recorder;
 pub use http::PendingResponses;
 pub use sandbox::{GuestClock, GuestLimits, show_bytes};
@@ -67,12 +66,12 @@ impl VuState {
     /// stdout and stderr go to the runner's console prefixed with the VU id.
     pub fn new(id: u32, shared: &HostShared, recorder: Recorder) -> Self {
         let mut wasi = WasiCtx::builder();
-        let log = logs::GuestLog::new(id);
+        let log = logs::GuestLog::new(id, shared.limits.host.log_lines_per_sec, shared.limits.host.log_line);
         wasi.envs(&shared.env)
             .stdout(stdio::GuestOutput::new(log.clone()))
             .stderr(stdio::GuestOutput::new(log.clone()));
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_HOST_RESOURCES);
+        table.set_max_capacity(shared.limits.host.host_resources);
         Self {
             wasi: wasi.build(),
             table,

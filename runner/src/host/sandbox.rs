@@ -18,11 +18,13 @@ pub struct GuestLimits {
     pub memory: usize,
     /// Guest compute between two waits on the host (a request, a sleep).
     pub cpu: Duration,
+    /// What the guest can make the host allocate (`--limit`).
+    pub host: crate::limits::HostLimits,
 }
 
 impl Default for GuestLimits {
     fn default() -> Self {
-        Self { memory: MAX_VU_MEMORY, cpu: MAX_GUEST_CPU }
+        Self { memory: MAX_VU_MEMORY, cpu: MAX_GUEST_CPU, host: crate::limits::HostLimits::default() }
     }
 }
 
@@ -103,7 +105,7 @@ mod tests {
 
     #[test]
     fn memory_growth_past_the_limit_fails_with_the_flag_named() {
-        let mut limiter = GuestLimits { memory: 2 << 20, cpu: Duration::from_secs(1) };
+        let mut limiter = GuestLimits { memory: 2 << 20, cpu: Duration::from_secs(1), ..GuestLimits::default() };
         assert!(limiter.memory_growing(0, 2 << 20, None).expect("within the limit"));
         let e = limiter.memory_growing(2 << 20, 3 << 20, None).expect_err("past the limit");
         assert_eq!(e.to_string(), "the guest's memory would grow to 3 MiB, past its limit of 2 MiB (--max-vu-memory)");

@@ -11,7 +11,6 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::logs::GuestLog;
 use super::vu::truncate;
-use crate::limits::MAX_LOG_LINE;
 
 /// A VU's stdout or stderr.
 #[derive(Debug, Clone)]
@@ -46,7 +45,7 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        let text = truncate(text.trim_end_matches(['\r', '\n']), MAX_LOG_LINE);
+        let text = truncate(text.trim_end_matches(['\r', '\n']), self.log.max_line());
         self.log.line(text);
         self.line.clear();
     }
@@ -56,7 +55,7 @@ impl AsyncWrite for LineWriter {
     fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         for &byte in buf {
             self.line.push(byte);
-            if byte == b'\n' || self.line.len() >= MAX_LOG_LINE {
+            if byte == b'\n' || self.line.len() >= self.log.max_line() {
                 self.emit();
             }
         }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use super::VuState;
 use crate::bindings::vu::{Host, LogLevel};
-use crate::limits::MAX_LOG_LINE;
 
 impl Host for VuState {
     async fn id(&mut self) -> u32 {
@@ -36,7 +35,7 @@ impl Host for VuState {
             LogLevel::Warn => "WARN",
             LogLevel::Error => "ERROR",
         };
-        let message = truncate(&message, MAX_LOG_LINE);
+        let message = truncate(&message, self.log.max_line());
         self.log.line(&format!("{level} {message}"));
     }
 }

@@ -249,7 +249,7 @@ pub(super) fn stopped(e: &wasmtime::Error) -> String {
     if let Some(wasmtime::component::ResourceTableError::Full) = e.downcast_ref() {
         return format!(
             "the guest was stopped: it holds more than {} host resources (streams, pollables) at once",
-            crate::limits::MAX_HOST_RESOURCES
+            crate::limits::host_resources()
         );
     }
     let cause = e.root_cause().to_string();

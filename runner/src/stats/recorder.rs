@@ -12,7 +12,7 @@ use hashbrown::{Equivalent, HashMap};
 use super::custom::{CheckCount, MetricKind, Series, SeriesKey};
 use super::entry::{Entry, new_histogram};
 use crate::client::Phases;
-use crate::limits::MAX_METRIC_SERIES;
+use crate::limits::metric_series;
 
 /// One finished request, as the HTTP host saw it.
 #[derive(Debug)]
@@ -137,13 +137,13 @@ impl Shard {
         self.checks.len() + self.metrics.len() + self.tagged.len()
     }
 
-    /// Records a tagged request in its series, unless that would pass `MAX_METRIC_SERIES`
+    /// Records a tagged request in its series, unless that would pass `limits::metric_series()`
     /// (the request is still counted in its row).
     fn record_tagged(&mut self, sample: &Sample<'_>, failed: bool) {
         let key = ErrorKeyRef { method: sample.method, name: sample.name, message: sample.tags };
         if let Some(entry) = self.tagged.get_mut(&key) {
             entry.record_sample(sample, failed);
-        } else if self.series() < MAX_METRIC_SERIES {
+        } else if self.series() < metric_series() {
             let mut entry = Entry::default();
             entry.record_sample(sample, failed);
             let key = TaggedKey {
@@ -191,7 +191,7 @@ fn count_error(map: &mut HashMap<ErrorKey, u64>, method: &str, name: &str, messa
 }
 
 fn too_many_series() -> String {
-    format!("more than {MAX_METRIC_SERIES} checks and custom metric series: later ones are not recorded")
+    format!("more than {} checks and custom metric series: later ones are not recorded", metric_series())
 }
 
 /// One scenario's share of a shard.
@@ -281,7 +281,7 @@ impl Recorder {
     /// Records a check's outcome. `Err` says why it was refused (too many series).
     pub fn check(&self, name: &str, passed: bool) -> Result<(), String> {
         self.with_shard(|shard| {
-            if !shard.checks.contains_key(name) && shard.series() >= MAX_METRIC_SERIES {
+            if !shard.checks.contains_key(name) && shard.series() >= metric_series() {
                 return Err(too_many_series());
             }
             let count = match shard.checks.get_mut(name) {
@@ -302,7 +302,7 @@ impl Recorder {
     pub fn metric(&self, name: &str, kind: MetricKind, value: f64, tags: &[(String, String)]) -> Result<(), String> {
         let key = SeriesKey::new(name, tags);
         self.with_shard(|shard| {
-            if !shard.metrics.contains_key(&key) && shard.series() >= MAX_METRIC_SERIES {
+            if !shard.metrics.contains_key(&key) && shard.series() >= metric_series() {
                 return Err(too_many_series());
             }
             let series = shard.metrics.entry(key).or_insert_with(|| Series::new(kind));
