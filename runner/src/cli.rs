@@ -259,6 +259,7 @@ impl TimeoutArgs {
             first_byte: self.first_byte_timeout,
             idle: self.idle_timeout,
             request: self.request_timeout,
+            ceiling: None,
         }
     }
 }

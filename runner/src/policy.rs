@@ -9,6 +9,7 @@
 //! max_request_rate = 20000      # requests per second for the whole run (they are spaced)
 //! max_vu_memory = "128MiB"
 //! max_guest_cpu = "10s"
+//! max_timeout = "30s"
 //! allowed_hosts = ["*.staging.example.test", "127.0.0.1:8080"]
 //! allow_loopback = false        # 127.0.0.0/8, ::1 (other than the --host target)
 //! allow_private = false         # RFC 1918, link-local/metadata, CGNAT, ULA, ...
@@ -33,6 +34,7 @@ struct PolicyFile {
     max_request_rate: Option<f64>,
     max_vu_memory: Option<String>,
     max_guest_cpu: Option<String>,
+    max_timeout: Option<String>,
     #[serde(default)]
     allowed_hosts: Vec<String>,
     allow_loopback: Option<bool>,
@@ -55,6 +57,8 @@ pub struct Policy {
     pub max_request_rate: Option<f64>,
     pub max_vu_memory: Option<usize>,
     pub max_guest_cpu: Option<Duration>,
+    /// Ceiling for every request timeout (connect, first byte, idle, whole request).
+    pub max_timeout: Option<Duration>,
     /// Empty: any host.
     pub allowed_hosts: Vec<HostPattern>,
     pub allow_loopback: bool,
@@ -99,6 +103,7 @@ impl Policy {
                 .map(|m| crate::cli::parse_size(&m).map_err(|e| bad("max_vu_memory", e)))
                 .transpose()?,
             max_guest_cpu: duration("max_guest_cpu", file.max_guest_cpu)?,
+            max_timeout: duration("max_timeout", file.max_timeout)?,
             allowed_hosts: file
                 .allowed_hosts
                 .iter()
@@ -155,6 +160,26 @@ impl Policy {
                     }
                 }
             }
+        }
+        if let Some(max) = self.max_timeout {
+            let defaults = crate::client::Timeouts::default();
+            let t = &mut cfg.timeouts;
+            for (flag, value, default) in [
+                ("--connect-timeout", &mut t.connect, defaults.connect),
+                ("--first-byte-timeout", &mut t.first_byte, defaults.first_byte),
+                ("--idle-timeout", &mut t.idle, defaults.idle),
+                ("--request-timeout", &mut t.request, defaults.request),
+            ] {
+                if *value > max {
+                    if *value != default {
+                        let show = crate::config::show_duration;
+                        return refuse(format!("{flag} is {}", show(*value)), &format!("{} (max_timeout)", show(max)));
+                    }
+                    // The default is above the operator's ceiling: the run gets the ceiling.
+                    *value = max;
+                }
+            }
+            t.ceiling = Some(max);
         }
         let defaults = crate::limits::HostLimits::default();
         for (name, ceiling) in &self.host_limits {

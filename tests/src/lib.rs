@@ -44,6 +44,7 @@ pub struct Hit {
 /// - `/status/<code>`: that status;
 /// - `/delay/<ms>`: 200 after `ms` milliseconds;
 /// - `/echo`: 200 with the request's body and content type;
+/// - `/redirect-to-metadata`: 302 to the cloud metadata service (169.254.169.254);
 /// - any path listed in `fail`: 500;
 /// - anything else: 200 `ok`.
 #[derive(Debug, Clone, Default)]
@@ -176,7 +177,12 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         }
     }
     let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
-    if path == "/echo" {
+    if path == "/redirect-to-metadata" {
+        *response.status_mut() = StatusCode::FOUND;
+        response
+            .headers_mut()
+            .insert(header::LOCATION, header::HeaderValue::from_static("http://169.254.169.254/latest/meta-data/"));
+    } else if path == "/echo" {
         *response.body_mut() = Full::new(body);
         if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
             response.headers_mut().insert(header::CONTENT_TYPE, kind.clone());

@@ -291,3 +291,45 @@ fn a_run_lowers_a_host_limit_and_a_policy_caps_it() {
     assert_eq!(run.code(), 2, "{}", run.stderr);
     assert!(run.stderr.contains("`body` is not a limit; the limits are url, headers"), "{}", run.stderr);
 }
+
+#[test]
+fn a_redirect_to_a_private_address_is_not_followed() {
+    let server = Server::start();
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "r:1:/redirect-to-metadata")
+        .args(&["-u", "1", "--iterations", "3"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    // The guest saw the 302 itself; nothing went to the metadata service.
+    assert_eq!(server.count("/redirect-to-metadata"), 3);
+    assert_eq!(run.requests(), 3);
+    assert_eq!(run.report()["rows"].as_array().map(Vec::len), Some(1), "{}", run.report()["rows"]);
+}
+
+#[test]
+fn a_policy_caps_every_timeout_the_scenarios_own_included() {
+    let policy = tempfile::NamedTempFile::new().expect("policy file");
+    std::fs::write(policy.path(), "max_timeout = \"400ms\"\n").expect("write policy");
+    let path = policy.path().to_str().expect("utf-8");
+    let server = Server::start();
+    // The scenario asks for 5 s and the default first-byte timeout is 30 s: both get 400 ms.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "hang:1:/delay/3000")
+        .env("PROBE_TIMEOUT_MS", "5000")
+        .args(&["-u", "1", "--iterations", "2", "--policy", path])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let avg = run.row("GET", "/delay/3000")["avg_ms"].as_f64().expect("avg");
+    assert!((350.0..1500.0).contains(&avg), "each request gave up after about 400 ms: {avg}");
+    assert_eq!(run.failures(), 2);
+    // A run asking for a longer timeout is refused before it starts.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .args(&["-u", "1", "-t", "1s", "--policy", path, "--first-byte-timeout", "2s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--first-byte-timeout is 2s, but the policy"), "{}", run.stderr);
+    assert!(run.stderr.contains("allows at most 400ms (max_timeout)"), "{}", run.stderr);
+}

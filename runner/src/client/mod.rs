@@ -46,6 +46,8 @@ pub struct Timeouts {
     pub first_byte: Duration,
     pub idle: Duration,
     pub request: Duration,
+    /// The operator policy's `max_timeout`: also caps a scenario's own request timeout.
+    pub ceiling: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -55,6 +57,7 @@ impl Default for Timeouts {
             first_byte: FIRST_BYTE_TIMEOUT,
             idle: IDLE_TIMEOUT,
             request: DEFAULT_REQUEST_TIMEOUT,
+            ceiling: None,
         }
     }
 }
@@ -203,7 +206,8 @@ impl VuClient {
         rules::check(&out, &self.shared.limits)?;
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
-        let timeout = out.timeout.unwrap_or(self.shared.timeouts.request);
+        let ceiling = self.shared.timeouts.ceiling;
+        let timeout = out.timeout.map_or(self.shared.timeouts.request, |t| ceiling.map_or(t, |c| t.min(c)));
         // Parsed at most once per request, and only when cookies are involved.
         let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok());
         let request = self.build(out, &target, cookie_url.as_ref())?;
