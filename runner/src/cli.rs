@@ -211,6 +211,12 @@ pub struct DemoArgs {
     pub spawn_rate: f64,
     #[arg(short = 't', long, default_value = "10s", value_parser = parse_duration)]
     pub run_time: Duration,
+    /// Also show the run in the web UI (it starts at once; the runner quits at the end).
+    #[arg(long)]
+    pub web: bool,
+    /// With --web: the web UI's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8089, requires = "web")]
+    pub web_port: u16,
     #[command(flatten)]
     pub output: OutputArgs,
 }

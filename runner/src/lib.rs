@@ -101,7 +101,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         allow_hosts: Vec::new(),
         policy: None,
         timeouts: client::Timeouts::default(),
-        web: None,
+        web: args.web.then(|| config::WebSettings {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.web_port)),
+            autostart: true,
+        }),
     };
     Ok(run::run(requested).await?.exit_code)
 }

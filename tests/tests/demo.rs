@@ -21,3 +21,13 @@ fn the_demo_says_how_to_build_a_missing_plan() {
     assert_eq!(run.code(), 1);
     assert!(run.stderr.contains("scripts/demo.sh"), "{}", run.stderr);
 }
+
+#[test]
+fn the_demo_can_show_itself_in_the_web_ui() {
+    let run = Runner::raw(&["demo", guests::SHOP, "-t", "2s", "-u", "3", "-r", "10", "-q", "--web", "--web-port", "0"])
+        .finish(Duration::from_secs(60));
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(run.stderr.contains("Web UI on http://127.0.0.1:"), "{}", run.stderr);
+    assert!(!run.stderr.contains("start the test there"), "it starts at once: {}", run.stderr);
+    assert!(run.stdout.contains("Aggregated"), "{}", run.stdout);
+}
