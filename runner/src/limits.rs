@@ -28,7 +28,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// normal run (`tests/bench/limits.sh`). Never for running plans one does not trust; the
 /// runner refuses it together with `--policy`, and warns whenever it is on.
 pub fn limits_off_for_benchmark() -> bool {
-    std::env::var_os("WASMLOAD_BENCH_NO_LIMITS").is_some_and(|v| v == "1")
+    // Read once: every VU's store asks.
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("WASMLOAD_BENCH_NO_LIMITS").is_some_and(|v| v == "1"))
 }
 
 /// How often the engine's epoch advances. A guest that computes without calling the host
@@ -182,7 +184,8 @@ impl HostLimits {
 
     /// The limit called `name`.
     pub fn get(&self, name: &str) -> Option<usize> {
-        self.clone().slot(name).map(|v| *v)
+        let mut copy = *self;
+        copy.slot(name).map(|v| *v)
     }
 
     /// Sets the limit called `name`; false for an unknown name.

@@ -255,6 +255,42 @@ pub fn built(source: &str) -> String {
     plan
 }
 
+/// Runs `plan` (the concert scenario in another language) and the Rust concert the same way,
+/// 3 users x 2 iterations against a server that fails `/concert/1`, and asserts both are
+/// counted as the server saw them and give the same statistics; with `same_messages`, the
+/// same failure messages and task errors too (a k6 script has no per-response message: its
+/// failures say which status was not expected).
+pub fn assert_counts_like_the_rust_concert(plan: &str, same_messages: bool) {
+    let mut runs = Vec::new();
+    for plan in [plan, guests::CONCERT] {
+        let server = Server::with(Behaviour { fail: vec!["/concert/1".into()], ..Behaviour::default() });
+        let run =
+            Runner::run(plan).host(&server).args(&["-u", "3", "-r", "100", "-i", "2"]).finish(Duration::from_secs(120));
+        assert_eq!(run.code(), 0, "{}", run.stderr);
+        for i in 0..3 {
+            assert_eq!(server.count(&format!("/concert/{i}")), 6, "{plan}: server saw {:?}", server.counts());
+        }
+        let row = run.row("GET", "/concert/<id>");
+        assert_eq!((row["requests"].as_u64(), row["failures"].as_u64()), (Some(18), Some(6)), "{plan}");
+        if same_messages || plan == guests::CONCERT {
+            assert_eq!(run.report()["errors"][0]["error"], "Failed /concert/1", "{plan}");
+        }
+        assert_eq!(run.report()["errors"][0]["occurrences"], 6, "{plan}");
+        assert_eq!(run.report()["iterations"], 6, "{plan}");
+        runs.push(run);
+    }
+    let keys = |run: &Run| {
+        let row = run.row("GET", "/concert/<id>");
+        let (errors, task_errors) = if same_messages {
+            (run.report()["errors"].clone(), run.report()["task_errors"].clone())
+        } else {
+            (serde_json::Value::Null, serde_json::Value::Null)
+        };
+        (row["requests"].clone(), row["failures"].clone(), errors, task_errors)
+    };
+    assert_eq!(keys(&runs[0]), keys(&runs[1]));
+}
+
 /// Asserts that each statistics row of `run` counts exactly the requests `server` received
 /// for it: a row named `/concert/<id>` stands for the paths starting with `/concert/`, any
 /// other for its own path; and that the rows add up to everything the server received.

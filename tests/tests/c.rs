@@ -3,27 +3,13 @@
 
 use std::time::Duration;
 
-use e2e::{Behaviour, Runner, Server, built, guests};
+use e2e::{Runner, built};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn the_c_concert_counts_as_its_rust_twin_does() {
-    let c = built("guest-examples/c/concert.c");
-    let mut rows = Vec::new();
-    for plan in [c.as_str(), guests::CONCERT] {
-        let server = Server::with(Behaviour { fail: vec!["/concert/1".into()], ..Behaviour::default() });
-        let run = Runner::run(plan).host(&server).args(&["-u", "3", "-r", "100", "-i", "2"]).finish(LIMIT);
-        assert_eq!(run.code(), 0, "{}", run.stderr);
-        for i in 0..3 {
-            assert_eq!(server.count(&format!("/concert/{i}")), 6, "{plan}: server saw {:?}", server.counts());
-        }
-        let row = run.row("GET", "/concert/<id>");
-        assert_eq!((row["requests"].as_u64(), row["failures"].as_u64()), (Some(18), Some(6)), "{plan}");
-        assert_eq!(run.report()["errors"][0]["error"], "Failed /concert/1", "{plan}");
-        rows.push((row["requests"].clone(), row["failures"].clone(), run.report()["errors"].clone()));
-    }
-    assert_eq!(rows[0], rows[1]);
+    e2e::assert_counts_like_the_rust_concert(&built("guest-examples/c/concert.c"), true);
 }
 
 #[test]

@@ -4,38 +4,13 @@
 
 use std::time::Duration;
 
-use e2e::{Runner, Server, built, guests};
+use e2e::{Runner, Server, built};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn the_locust_seed_scenario_counts_as_its_rust_twin_does() {
-    let python = built("guest-examples/python/concert.py");
-    let mut reports = Vec::new();
-    for plan in [python.as_str(), guests::CONCERT] {
-        let server = Server::with(e2e::Behaviour { fail: vec!["/concert/1".into()], ..Default::default() });
-        let run = Runner::run(plan).host(&server).args(&["-u", "3", "-r", "100", "-i", "2"]).finish(LIMIT);
-        assert_eq!(run.code(), 0, "{}", run.stderr);
-        for i in 0..3 {
-            assert_eq!(server.count(&format!("/concert/{i}")), 6, "{plan}: server saw {:?}", server.counts());
-        }
-        let row = run.row("GET", "/concert/<id>");
-        assert_eq!((row["requests"].as_u64(), row["failures"].as_u64()), (Some(18), Some(6)), "{plan}");
-        assert_eq!(run.report()["errors"][0]["error"], "Failed /concert/1", "{plan}");
-        assert_eq!(run.report()["errors"][0]["occurrences"], 6, "{plan}");
-        assert_eq!(run.report()["iterations"], 6, "{plan}");
-        reports.push(run);
-    }
-    let keys = |run: &e2e::Run| {
-        let row = run.row("GET", "/concert/<id>");
-        (
-            row["requests"].clone(),
-            row["failures"].clone(),
-            run.report()["errors"].clone(),
-            run.report()["task_errors"].clone(),
-        )
-    };
-    assert_eq!(keys(&reports[0]), keys(&reports[1]));
+    e2e::assert_counts_like_the_rust_concert(&built("guest-examples/python/concert.py"), true);
 }
 
 #[test]

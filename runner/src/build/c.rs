@@ -20,7 +20,7 @@ use super::{find_tool, run_tool, sdk};
 pub const PACKAGES: &str = "clang lld wasi-libc libclang-rt-14-dev-wasm32";
 
 pub fn build(source: &Path, output: &Path, scratch: &Path) -> anyhow::Result<()> {
-    let clang = find_tool("WASMLOAD_CLANG", "clang").ok_or_else(|| {
+    let clang = find_tool(Some("WASMLOAD_CLANG"), "clang").ok_or_else(|| {
         anyhow::anyhow!("building a C scenario needs clang: install it with `apt-get install {PACKAGES}` (Debian)")
     })?;
     sdk::write(scratch, sdk::WIT)?;

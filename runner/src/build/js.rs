@@ -64,7 +64,7 @@ fn tool(name: &str) -> anyhow::Result<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(|dir| PathBuf::from(dir).join(".bin").join(name))
         .filter(|p| p.is_file());
-    in_modules.or_else(|| find_tool("", name)).ok_or_else(|| {
+    in_modules.or_else(|| find_tool(None, name)).ok_or_else(|| {
         anyhow::anyhow!(
             "building a JavaScript scenario needs {name}: install the tools with `npm install {PACKAGES}` and point \
              WASMLOAD_NODE_MODULES at that node_modules folder (scripts/toolchains.sh does both)"

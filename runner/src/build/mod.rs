@@ -118,9 +118,9 @@ fn run_tool(
     )
 }
 
-/// `name` on `PATH`, or the file named by the environment variable `var` (if not empty).
-fn find_tool(var: &str, name: &str) -> Option<PathBuf> {
-    if let Some(path) = (!var.is_empty()).then(|| std::env::var_os(var)).flatten().filter(|v| !v.is_empty()) {
+/// The file named by the environment variable `var` (when given and set), else `name` on `PATH`.
+fn find_tool(var: Option<&str>, name: &str) -> Option<PathBuf> {
+    if let Some(path) = var.and_then(std::env::var_os).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(path));
     }
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())

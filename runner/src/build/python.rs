@@ -23,7 +23,7 @@ const RESERVED: &[&str] =
     &[ENTRY, "wasmload", "locust", "wit_world", "componentize_py_types", "componentize_py_runtime"];
 
 pub fn build(source: &Path, output: &Path, scratch: &Path) -> anyhow::Result<()> {
-    let tool = find_tool("WASMLOAD_COMPONENTIZE_PY", "componentize-py").ok_or_else(|| {
+    let tool = find_tool(Some("WASMLOAD_COMPONENTIZE_PY"), "componentize-py").ok_or_else(|| {
         anyhow::anyhow!(
             "building a Python scenario needs componentize-py: install it with `pip install {COMPONENTIZE_PY}` \
              (or point WASMLOAD_COMPONENTIZE_PY at it)"

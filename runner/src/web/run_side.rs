@@ -16,6 +16,29 @@ use crate::run::{first, run_info};
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
 
+/// `/api/stats`: what the page polls every second.
+#[derive(serde::Serialize)]
+struct PageStats<'a> {
+    /// `ready`, `running`, `stopping` or `stopped`.
+    state: &'a str,
+    host: Option<&'a str>,
+    /// The start form's values.
+    defaults: &'a StartForm,
+    /// Whether "Edit users" applies (a single constant-VUs scenario).
+    can_edit_users: bool,
+    /// The runner's own warning (its CPU is saturated), if any.
+    warning: Option<&'a str>,
+    snapshot: &'a Snapshot,
+    history: &'a History,
+}
+
+impl PageStats<'_> {
+    fn to_json(&self) -> String {
+        // Plain data with string keys: encoding cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// Shows the start form with the run's defaults and waits for the page's Start (`None`:
 /// Ctrl-C came first).
 pub(crate) async fn wait_for_start(
@@ -33,16 +56,16 @@ pub(crate) async fn wait_for_start(
             .or(plan.options.run_time_ms.map(Duration::from_millis))
             .map(|t| show_duration(t).to_string()),
     };
-    let empty = Aggregator::new().0;
-    let stats = serde_json::json!({
-        "state": "ready",
-        "host": defaults.host,
-        "defaults": defaults,
-        "can_edit_users": false,
-        "snapshot": empty.snapshot(0),
-        "history": History::default(),
-    });
-    web.publish(View { stats: stats.to_string().into(), ..View::default() });
+    let stats = PageStats {
+        state: "ready",
+        host: defaults.host.as_deref(),
+        defaults: &defaults,
+        can_edit_users: false,
+        warning: None,
+        snapshot: &Aggregator::new().0.snapshot(0),
+        history: &History::default(),
+    };
+    web.publish(View { stats: stats.to_json().into(), ..View::default() });
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the Ctrl-C handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     loop {
@@ -90,17 +113,17 @@ pub(crate) fn view(
         host: cfg.host.as_ref().map(|h| h.as_str().to_owned()),
         run_time: cfg.run_time.map(|t| show_duration(t).to_string()),
     };
-    let stats_json = serde_json::json!({
-        "state": state,
-        "host": defaults.host,
-        "defaults": defaults,
-        "can_edit_users": can_edit_users,
-        "warning": warning,
-        "snapshot": now,
-        "history": history,
-    });
+    let page = PageStats {
+        state,
+        host: defaults.host.as_deref(),
+        defaults: &defaults,
+        can_edit_users,
+        warning,
+        snapshot: now,
+        history,
+    };
     View {
-        stats: stats_json.to_string().into(),
+        stats: page.to_json().into(),
         metrics: prometheus::render(stats, now, cfg.max_users()).into(),
         finished: None,
     }
