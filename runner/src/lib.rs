@@ -3,7 +3,7 @@
 //! Data flow, from `main`:
 //! `cli` (flags) -> `config` (flags + the plan's defaults) -> `run`, which
 //! `plan::load`s the component once (`InstancePre`), lets `load` start one instance per VU,
-//! whose `http.send` calls go through `host::http` to `client` (hyper, per-VU connections)
+//! whose `http.send` calls go through `host::http` to `client` (HTTP/1.1 per VU, `client::h1`)
 //! and are timed into `stats` (per-thread shards), merged every second by the aggregator
 //! and shown by `output` (status line, summary, JSON).
 

@@ -112,6 +112,12 @@ pub const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
 /// make the host copy and send per request.
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
+/// A response's status line and headers: at most this many headers (hyper's default) and
+/// bytes. A server sending more is refused (a protocol error), so a hostile target cannot
+/// make the host buffer without bound.
+pub const MAX_RESPONSE_HEADERS: usize = 100;
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// Bytes of a request name (or of the URL standing for it) in the statistics. Names are keys
 /// shown in every table and report; longer ones are cut and marked with `…`.
 pub const MAX_NAME_BYTES: usize = 256;

@@ -122,3 +122,84 @@ fn a_request_over_its_timeout_fails_and_the_user_carries_on() {
     let slowest = run.row("GET", "/delay/1000")["max_ms"].as_f64().unwrap_or_default();
     assert!((190.0..600.0).contains(&slowest), "a timed-out request counts its time until the timeout: {slowest} ms");
 }
+
+/// A bare HTTP/1.1 server that answers `ok` framed as the path says, and counts requests:
+/// `/length` (Content-Length), `/chunked` (one chunk, with an extension and a trailer),
+/// `/pieces` (chunked, written a few bytes at a time), `/close` (no length: the body ends
+/// when the server closes), `/old` (HTTP/1.0 without keep-alive).
+fn framing_server() -> (String, std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let seen = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut writer = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                    // The rest of the head (the probe sends no body on GET).
+                    while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                        line.clear();
+                    }
+                    *seen.lock().expect("counts").entry(path.clone()).or_insert(0) += 1;
+                    let pieces: Vec<&[u8]> = match path.as_str() {
+                        "/length" => vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+                        "/chunked" => vec![
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;e=1\r\nok\r\n0\r\nX-T: 1\r\n\r\n",
+                        ],
+                        "/pieces" => vec![
+                            b"HTTP/1.1 200 OK\r\nTransfer-",
+                            b"Encoding: chunked\r\n\r\n1\r",
+                            b"\no\r\n1\r\nk",
+                            b"\r\n0\r\n",
+                            b"\r\n",
+                        ],
+                        "/close" => vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\no", b"k"],
+                        _ => vec![b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+                    };
+                    for piece in pieces {
+                        if writer.write_all(piece).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    if path == "/close" || path == "/old" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, counts)
+}
+
+#[test]
+fn every_body_framing_is_read_whole_and_connections_are_kept_only_when_allowed() {
+    let (url, counts) = framing_server();
+    let run = Runner::run(guests::PROBE)
+        .env("PROBE_METRICS", "1")
+        .env("PROBE_TASKS", "a:1:/length,b:1:/chunked,c:1:/pieces,d:1:/close,e:1:/old")
+        .args(&["--host", &url, "-u", "4", "--shared-iterations", "200"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let counts = counts.lock().expect("counts").clone();
+    assert_eq!(counts.values().sum::<u64>(), 200, "{counts:?}");
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert_eq!(run.requests(), 200);
+    assert_eq!(run.failures(), 0, "{:#}", run.report()["errors"]);
+    for (path, n) in &counts {
+        assert_eq!(run.row("GET", path)["requests"].as_u64(), Some(*n), "{path}");
+    }
+    // The probe checks every body is exactly `ok`.
+    let checks = run.report()["checks"].as_array().expect("checks").clone();
+    let body = checks.iter().find(|c| c["name"] == "body is ok").expect("body check");
+    assert_eq!((body["passes"].as_u64(), body["fails"].as_u64()), (Some(200), Some(0)), "{checks:#?}");
+}

@@ -1,23 +1,19 @@
-//! The HTTP client behind `http.send`: hyper HTTP/1.1 connections owned by one VU (each VU
+//! The HTTP client behind `http.send`: HTTP/1.1 connections owned by one VU (each VU
 //! behaves like an independent user, as in Locust and k6), kept alive between requests,
 //! with the VU's own cookie jar. Times every request from before connecting to the last
-//! body byte.
+//! body byte. The wire protocol is in `h1`, driven by the VU's own task.
 
+mod h1;
 mod policy;
 mod rules;
 mod target;
 mod tls;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT};
 pub use policy::{AddressClass, HostPattern, NetPolicy, classify};
@@ -169,7 +165,7 @@ pub enum SendError {
 
 struct Connection {
     origin: Origin,
-    sender: SendRequest<Full<Bytes>>,
+    conn: h1::Conn,
 }
 
 /// One VU's connections and cookies.
@@ -178,6 +174,8 @@ pub struct VuClient {
     connections: Vec<Connection>,
     /// Created on the first `Set-Cookie`, so VUs without cookies pay nothing.
     cookies: Option<Box<cookie_store::CookieStore>>,
+    /// The request head being written, kept between requests.
+    head: Vec<u8>,
 }
 
 impl std::fmt::Debug for VuClient {
@@ -186,9 +184,12 @@ impl std::fmt::Debug for VuClient {
     }
 }
 
+/// Bodies up to this size go out in the same write as the head.
+const BODY_IN_HEAD: usize = 16 * 1024;
+
 impl VuClient {
     pub fn new(shared: Arc<HttpShared>) -> Self {
-        Self { shared, connections: Vec::new(), cookies: None }
+        Self { shared, connections: Vec::new(), cookies: None, head: Vec::new() }
     }
 
     /// Waits for this request's slot under the run's request-rate ceiling, if there is one.
@@ -201,158 +202,189 @@ impl VuClient {
         }
     }
 
+    /// Frees the buffers of idle connections (the VU is about to wait a long time).
+    pub fn release(&mut self) {
+        self.head = Vec::new();
+        for connection in &mut self.connections {
+            connection.conn.release();
+        }
+    }
+
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         rules::check(&out, &self.shared.limits)?;
+        let started = Instant::now();
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let ceiling = self.shared.timeouts.ceiling;
         let timeout = out.timeout.map_or(self.shared.timeouts.request, |t| ceiling.map_or(t, |c| t.min(c)));
+        let deadlines = h1::Deadlines {
+            request: started + timeout,
+            request_timeout: timeout,
+            first_byte: self.shared.timeouts.first_byte,
+            idle: self.shared.timeouts.idle,
+        };
         // Parsed at most once per request, and only when cookies are involved.
         let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok());
-        let request = self.build(out, &target, cookie_url.as_ref())?;
-        match tokio::time::timeout(timeout, self.exchange(&target, request)).await {
-            Ok(result) => {
-                let incoming = result?;
-                self.keep_cookies(&target, &mut cookie_url, &incoming.headers);
-                Ok(incoming)
-            }
-            // The connection was taken out of `connections` for the exchange and is dropped
-            // with it (closed): mid-exchange it could not carry another request.
-            Err(_) => Err(SendError::Timeout(format!("timed out after {timeout:?}"))),
+        let mut head = std::mem::take(&mut self.head);
+        head.clear();
+        let exchange = Exchange {
+            no_body: out.method.eq_ignore_ascii_case("HEAD"),
+            // Safe to send again after the server closed a kept-alive connection under it
+            // (RFC 9110 9.2.2), as browsers do.
+            idempotent: ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"]
+                .iter()
+                .any(|m| out.method.eq_ignore_ascii_case(m)),
+            started,
+            deadlines,
+        };
+        let built = self.build(out, &target, cookie_url.as_ref(), &mut head);
+        let result = match built {
+            Ok(body) => self.exchange(&target, &head, body.as_deref().unwrap_or_default(), &exchange).await,
+            Err(e) => Err(e),
+        };
+        // A head grown by an unusual request is not kept.
+        if head.capacity() <= BODY_IN_HEAD * 2 {
+            self.head = head;
         }
+        let incoming = result?;
+        self.keep_cookies(&target, &mut cookie_url, &incoming.headers);
+        Ok(incoming)
     }
 
+    /// Writes the request head into `head` (with the body when it is small); returns the
+    /// body still to send.
     fn build(
         &self,
         out: Outgoing<'_>,
         target: &Target,
         cookie_url: Option<&url::Url>,
-    ) -> Result<Request<Full<Bytes>>, SendError> {
-        let method = Method::from_bytes(out.method.as_bytes())
-            .map_err(|_| SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)))?;
-        let body = out.body.map(Bytes::from).unwrap_or_default();
-        // Set fields in place: `Request::builder()` moves its whole state at every step.
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = target.path_and_query.clone().into();
-        let headers = request.headers_mut();
-        for (written, value) in &out.headers {
-            let name = HeaderName::from_bytes(written.as_bytes())
-                .map_err(|_| SendError::Invalid(format!("`{written}` is not a valid header name")))?;
-            rules::check_header(&name, written)?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| SendError::Invalid(format!("the value of header `{name}` is not valid")))?;
-            headers.append(name, value);
+        head: &mut Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, SendError> {
+        if !rules::is_token(out.method) {
+            return Err(SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)));
         }
-        headers.insert(header::HOST, target.host_header.clone());
-        if !headers.contains_key(header::USER_AGENT) {
-            headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        head.extend_from_slice(out.method.as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(target.path_and_query.as_str().as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        head.extend_from_slice(target.host_header.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        let (mut user_agent, mut cookie) = (false, false);
+        for (name, value) in &out.headers {
+            if !rules::is_token(name) {
+                return Err(SendError::Invalid(format!("`{name}` is not a valid header name")));
+            }
+            rules::check_header(name)?;
+            if !rules::is_header_value(value) {
+                return Err(SendError::Invalid(format!(
+                    "the value of header `{}` is not valid",
+                    name.to_ascii_lowercase()
+                )));
+            }
+            user_agent |= name.eq_ignore_ascii_case("user-agent");
+            cookie |= name.eq_ignore_ascii_case("cookie");
+            head.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
         }
-        if let (Some(cookies), Some(url)) = (&self.cookies, cookie_url) {
-            let cookie = cookies
-                .get_request_values(url)
-                .map(|(name, value)| format!("{name}={value}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if !cookie.is_empty()
-                && !headers.contains_key(header::COOKIE)
-                && let Ok(value) = HeaderValue::from_str(&cookie)
-            {
-                headers.insert(header::COOKIE, value);
+        if !user_agent {
+            head.extend_from_slice(b"user-agent: ");
+            head.extend_from_slice(USER_AGENT.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        if let (false, Some(cookies), Some(url)) = (cookie, &self.cookies, cookie_url) {
+            let mut pairs = cookies.get_request_values(url).peekable();
+            if pairs.peek().is_some() {
+                head.extend_from_slice(b"cookie: ");
+                for (i, (name, value)) in pairs.enumerate() {
+                    if i > 0 {
+                        head.extend_from_slice(b"; ");
+                    }
+                    head.extend_from_slice(name.as_bytes());
+                    head.push(b'=');
+                    head.extend_from_slice(value.as_bytes());
+                }
+                head.extend_from_slice(b"\r\n");
             }
         }
-        Ok(request)
+        let body = out.body.unwrap_or_default();
+        // As Python's requests: every method but GET and HEAD says how long its body is,
+        // even when empty (servers answer a bodiless POST without it with 411).
+        if !body.is_empty() || !(out.method.eq_ignore_ascii_case("GET") || out.method.eq_ignore_ascii_case("HEAD")) {
+            head.extend_from_slice(b"content-length: ");
+            head.extend_from_slice(body.len().to_string().as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        if body.len() <= BODY_IN_HEAD {
+            head.extend_from_slice(&body);
+            return Ok(None);
+        }
+        Ok(Some(body))
     }
 
-    async fn exchange(&mut self, target: &Target, request: Request<Full<Bytes>>) -> Result<Incoming, SendError> {
-        let started = Instant::now();
-        let (mut sender, reused) = self.connection(&target.origin).await?;
-        // A kept-alive connection is handed over at once: its request is sent when the
-        // exchange started, which saves a clock read per request on the hot path.
-        let mut sent = if reused { started } else { Instant::now() };
-        let mut connect_us = (!reused).then(|| micros(sent.duration_since(started)));
-        let first_byte = self.shared.timeouts.first_byte;
-        let no_first_byte =
-            || SendError::Timeout(format!("no response within {first_byte:?} of sending (--first-byte-timeout)"));
-        let response = match tokio::time::timeout(first_byte, sender.try_send_request(request))
-            .await
-            .map_err(|_| no_first_byte())?
+    async fn exchange(
+        &mut self,
+        target: &Target,
+        head: &[u8],
+        body: &[u8],
+        how: &Exchange,
+    ) -> Result<Incoming, SendError> {
+        let (mut conn, reused) = self.connection(&target.origin, &how.deadlines).await?;
+        let mut connect_us = (!reused).then(|| micros(how.started.elapsed()));
+        let keep = self.shared.limits.body_kept;
+        let mut result = conn.exchange(head, body, how.no_body, keep, &how.deadlines).await;
+        // A kept-alive connection the server closed just before this request: send it again
+        // on a fresh one, if it was not sent or may safely be sent twice.
+        if let (true, Err(h1::Failure::Closed { written, .. })) = (reused, &result)
+            && (!*written || how.idempotent)
         {
-            Ok(response) => response,
-            // A kept-alive connection the server has just closed gives the request back
-            // unsent; every client retries that once on a fresh connection.
-            Err(mut e) => match (reused, e.take_message()) {
-                (true, Some(request)) => {
-                    let opening = Instant::now();
-                    sender = self.open(&target.origin).await?.0;
-                    connect_us = Some(micros(opening.elapsed()));
-                    sent = Instant::now();
-                    tokio::time::timeout(first_byte, sender.send_request(request))
-                        .await
-                        .map_err(|_| no_first_byte())?
-                        .map_err(|e| SendError::Protocol(describe(&e)))?
-                }
-                _ => return Err(SendError::Protocol(describe(e.error()))),
-            },
-        };
-        let head = Instant::now();
-        let (parts, mut body) = response.into_parts();
-        let mut kept = Vec::new();
-        let mut body_len = 0u64;
-        let idle = self.shared.timeouts.idle;
-        while let Some(frame) = tokio::time::timeout(idle, body.frame())
-            .await
-            .map_err(|_| SendError::Timeout(format!("the response stalled for more than {idle:?} (--idle-timeout)")))?
-        {
-            let frame = frame.map_err(|e| SendError::Protocol(describe(&e)))?;
-            if let Ok(data) = frame.into_data() {
-                body_len += data.len() as u64;
-                let room = self.shared.limits.body_kept.saturating_sub(kept.len());
-                kept.extend_from_slice(&data[..data.len().min(room)]);
-            }
+            let opening = Instant::now();
+            conn = self.open(&target.origin, &how.deadlines).await?;
+            connect_us = Some(micros(opening.elapsed()));
+            result = conn.exchange(head, body, how.no_body, keep, &how.deadlines).await;
         }
-        let receiving_us = micros(head.elapsed());
-        // Hand the connection back for the next request (unless the server closes it).
-        if !sender.is_closed() {
-            self.connections.push(Connection { origin: target.origin.clone(), sender });
+        let (sent, response) = result.map_err(|failure| match failure {
+            h1::Failure::Closed { cause, .. } | h1::Failure::Protocol(cause) => SendError::Protocol(cause),
+            h1::Failure::Timeout(message) => SendError::Timeout(message),
+        })?;
+        let receiving_us = micros(response.head_at.elapsed());
+        if conn.reusable() {
+            self.connections.push(Connection { origin: target.origin.clone(), conn });
         }
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect();
+        let status = response.status;
         Ok(Incoming {
-            status: parts.status.as_u16(),
-            reason: parts.status.canonical_reason().unwrap_or(""),
-            headers,
-            body: kept,
-            body_len,
-            phases: Phases { connect_us, waiting_us: micros(head.duration_since(sent)), receiving_us },
+            status,
+            reason: http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or(""),
+            headers: response.headers,
+            body: response.body,
+            body_len: response.body_len,
+            phases: Phases { connect_us, waiting_us: micros(response.head_at.duration_since(sent)), receiving_us },
         })
     }
 
     /// Takes this VU's idle connection to `origin`, or opens one. `true` when reused.
-    async fn connection(&mut self, origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, bool), SendError> {
+    async fn connection(&mut self, origin: &Origin, deadlines: &h1::Deadlines) -> Result<(h1::Conn, bool), SendError> {
         while let Some(i) = self.connections.iter().position(|c| &c.origin == origin) {
-            let mut conn = self.connections.swap_remove(i);
-            if !conn.sender.is_closed() && conn.sender.ready().await.is_ok() {
-                return Ok((conn.sender, true));
+            let mut connection = self.connections.swap_remove(i);
+            if connection.conn.usable() {
+                return Ok((connection.conn, true));
             }
         }
-        self.open(origin).await
+        Ok((self.open(origin, deadlines).await?, false))
     }
 
     /// Opens a connection in a task of its own: connecting and the TLS handshake go deep
     /// into tokio and rustls, and run on the worker's stack instead of touching pages of the
     /// VU's fiber stack, which wasmtime keeps for the VU's whole life.
-    async fn open(&mut self, origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, bool), SendError> {
+    async fn open(&self, origin: &Origin, deadlines: &h1::Deadlines) -> Result<h1::Conn, SendError> {
         // Boxed first: `spawn` passes its future by value through several calls, and each
-        // copy of this 3.7 KB future would land on the fiber stack (measured: 6 more pages).
-        let connect = tokio::spawn(Box::pin(connect(self.shared.clone(), origin.clone())));
-        let sender =
-            connect.await.map_err(|_| SendError::Connect(format!("connecting to {origin} was interrupted")))??;
-        Ok((sender, false))
+        // copy of this future would land on the fiber stack (measured: 6 more pages).
+        let connect = tokio::spawn(Box::pin(connect(self.shared.clone(), origin.clone(), *deadlines)));
+        let io = connect.await.map_err(|_| SendError::Connect(format!("connecting to {origin} was interrupted")))??;
+        Ok(h1::Conn::new(io))
     }
 
     fn keep_cookies(&mut self, target: &Target, url: &mut Option<url::Url>, headers: &[(String, String)]) {
@@ -372,8 +404,18 @@ impl VuClient {
     }
 }
 
-/// Connects to `origin` (TCP, then TLS for https) and starts HTTP/1.1 on the connection.
-async fn connect(shared: Arc<HttpShared>, origin: Origin) -> Result<SendRequest<Full<Bytes>>, SendError> {
+/// What one request needs besides its bytes.
+struct Exchange {
+    /// A `HEAD` request: the response has no body.
+    no_body: bool,
+    idempotent: bool,
+    started: Instant,
+    deadlines: h1::Deadlines,
+}
+
+/// Connects to `origin` (TCP, then TLS for https), within `--connect-timeout` and the
+/// request's own deadline.
+async fn connect(shared: Arc<HttpShared>, origin: Origin, deadlines: h1::Deadlines) -> Result<h1::Io, SendError> {
     shared.policy.check_host(&origin).map_err(SendError::Invalid)?;
     let connect = async {
         // Resolved once; only the addresses the policy vets are connected to.
@@ -386,43 +428,25 @@ async fn connect(shared: Arc<HttpShared>, origin: Origin) -> Result<SendRequest<
             .await
             .map_err(|e| SendError::Connect(format!("cannot connect to {origin}: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        if origin.https {
-            let name = rustls::pki_types::ServerName::try_from(origin.host.to_string())
-                .map_err(|_| SendError::Connect(format!("`{}` is not a valid TLS server name", origin.host)))?;
-            let tls = shared
-                .connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| SendError::Connect(format!("TLS handshake with {origin} failed: {e}")))?;
-            handshake(TokioIo::new(tls)).await
-        } else {
-            handshake(TokioIo::new(tcp)).await
+        if !origin.https {
+            return Ok(h1::Io::Plain(tcp));
         }
+        let name = rustls::pki_types::ServerName::try_from(origin.host.to_string())
+            .map_err(|_| SendError::Connect(format!("`{}` is not a valid TLS server name", origin.host)))?;
+        let tls = shared
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| SendError::Connect(format!("TLS handshake with {origin} failed: {e}")))?;
+        Ok(h1::Io::Tls(Box::new(tls)))
     };
     let limit = shared.timeouts.connect;
-    tokio::time::timeout(limit, connect).await.map_err(|_| {
-        SendError::Connect(format!("connecting to {origin} timed out after {limit:?} (--connect-timeout)"))
+    let until = Instant::now() + limit;
+    tokio::time::timeout_at(until.min(deadlines.request), connect).await.map_err(|_| {
+        if deadlines.request < until {
+            SendError::Timeout(format!("timed out after {:?}", deadlines.request_timeout))
+        } else {
+            SendError::Connect(format!("connecting to {origin} timed out after {limit:?} (--connect-timeout)"))
+        }
     })?
-}
-
-async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<Full<Bytes>>, SendError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(io).await.map_err(|e| SendError::Connect(describe(&e)))?;
-    // The connection runs until the VU drops its sender or the server closes it.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-/// hyper's error with its cause, in one line.
-fn describe(e: &hyper::Error) -> String {
-    use std::error::Error;
-    match e.source() {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
 }

@@ -105,6 +105,11 @@ impl VuState {
         &self.recorder
     }
 
+    /// Frees the HTTP client's buffers before a long wait.
+    pub fn release_buffers(&mut self) {
+        self.http.release();
+    }
+
     /// Records every `catch-response` request the task left unsettled, with its default
     /// outcome. Called after each guest call.
     pub fn settle_pending(&mut self) {

@@ -160,6 +160,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         if !wait.is_zero() {
             if wait >= RELEASE_STACK_BEFORE_WAIT {
                 instance.stack.release();
+                instance.store.data_mut().release_buffers();
             }
             tokio::select! {
                 biased;
