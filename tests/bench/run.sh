@@ -71,6 +71,11 @@ FLAT="${FLAT:-1}"
 NO_LIMITS="${NO_LIMITS:-0}"
 # BASELINE=PATH adds "baseline": another runner binary (an earlier commit), for A/B.
 BASELINE="${BASELINE:-}"
+# Runners from before the web UI (53a9781 and older) have no --headless; later ones need it.
+baseline_flags=()
+if [[ -n "$BASELINE" ]] && "$BASELINE" run --help 2>/dev/null | grep -q -- --headless; then
+    baseline_flags=(--headless)
+fi
 tools=(wrk runner)
 [[ "$NO_LIMITS" == 1 ]] && tools+=(nolimits)
 [[ -n "$BASELINE" ]] && tools+=(baseline)
@@ -200,7 +205,7 @@ for round in $(seq "$ROUNDS"); do
                 -u 50 -r 1000 -t "$DURATION" -q ;;
             nolimits) measure "nolimits-$round" env WASMLOAD_BENCH_NO_LIMITS=1 taskset -c 1 "$RUNNER" run "$PROBE" \
                 --headless --host "$base" -u 50 -r 1000 -t "$DURATION" -q ;;
-            baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" --host "$base" \
+            baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" "${baseline_flags[@]}" --host "$base" \
                 -u 50 -r 1000 -t "$DURATION" -q ;;
         esac
         if (( m_status != 0 )); then

@@ -432,16 +432,21 @@ fn request_timed_out(deadlines: &Deadlines) -> String {
 /// Parses a response head at the start of `buf`: `None` until it is complete, then the
 /// bytes it took and the head.
 fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<(usize, Head)>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let used = match response.parse(buf) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(format!("the response has more than {MAX_RESPONSE_HEADERS} headers"));
-        }
-        Err(e) => return Err(format!("the response is not valid HTTP/1.1: {e}")),
-    };
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // Left uninitialised: zeroing 100 headers cost more than parsing a short head.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let used =
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut headers) {
+            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(format!("the response has more than {MAX_RESPONSE_HEADERS} headers"));
+            }
+            Err(e) => return Err(format!("the response is not valid HTTP/1.1: {e}")),
+        };
     let status = response.code.unwrap_or(0);
     if !(100..1000).contains(&status) {
         return Err(format!("the response has an invalid status {status}"));
