@@ -119,6 +119,8 @@ pub struct Outgoing<'a> {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub timeout: Option<Duration>,
+    /// When the guest asked (the request's time counts from here).
+    pub started: Instant,
 }
 
 /// A complete response.
@@ -132,6 +134,8 @@ pub struct Incoming {
     /// Bytes of body received, kept or not.
     pub body_len: u64,
     pub phases: Phases,
+    /// When the last byte of the body arrived.
+    pub finished: Instant,
 }
 
 /// Where a request's time went (k6's `http_req_connecting`, `http_req_waiting` and
@@ -213,7 +217,7 @@ impl VuClient {
     /// Sends `out` and reads the whole response. `Err` carries the failure message.
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         rules::check(&out, &self.shared.limits)?;
-        let started = Instant::now();
+        let started = out.started;
         let target =
             target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
         let ceiling = self.shared.timeouts.ceiling;
@@ -350,7 +354,8 @@ impl VuClient {
             h1::Failure::Closed { cause, .. } | h1::Failure::Protocol(cause) => SendError::Protocol(cause),
             h1::Failure::Timeout(message) => SendError::Timeout(message),
         })?;
-        let receiving_us = micros(response.head_at.elapsed());
+        let finished = Instant::now();
+        let receiving_us = micros(finished.duration_since(response.head_at));
         if conn.reusable() {
             self.connections.push(Connection { origin: target.origin.clone(), conn });
         }
@@ -362,6 +367,7 @@ impl VuClient {
             body: response.body,
             body_len: response.body_len,
             phases: Phases { connect_us, waiting_us: micros(response.head_at.duration_since(sent)), receiving_us },
+            finished,
         })
     }
 

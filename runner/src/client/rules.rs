@@ -87,6 +87,7 @@ mod tests {
             headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
             body: (body > 0).then(|| vec![0; body]),
             timeout: None,
+            started: tokio::time::Instant::now(),
         }
     }
 

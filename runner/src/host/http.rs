@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::VuState;
 use crate::bindings::http::{Host, HttpError, Request, Response, Timings};
@@ -102,10 +104,13 @@ impl Host for VuState {
             headers,
             body,
             timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+            started,
         };
         let result = self.http.send(outgoing).await;
         self.clock.reset();
-        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // A response carries when it ended: one clock read fewer per request.
+        let finished = result.as_ref().map_or_else(|_| Instant::now(), |incoming| incoming.finished);
+        let elapsed_us = u64::try_from(finished.duration_since(started).as_micros()).unwrap_or(u64::MAX);
         // Under an open model the request also counts from its iteration's scheduled start.
         let corrected_us = self.late_by_us.map(|late| elapsed_us.saturating_add(late));
         // Statistics group by upper-case method and by name, or the URL when unnamed.

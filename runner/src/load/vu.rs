@@ -138,8 +138,8 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
-        ctx.recorder
-            .iteration(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), ctx.scenario.as_deref());
+        let mut took = started.elapsed();
+        ctx.recorder.iteration(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), ctx.scenario.as_deref());
         match result {
             Ok(Ok(())) => {}
             Ok(Err(message)) => ctx.recorder.task_error(task, &message),
@@ -150,13 +150,15 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
                     Some(fresh) => instance = fresh,
                     None => break Ended::Abruptly,
                 }
+                // Pacing counts the new instance's start too.
+                took = started.elapsed();
             }
         }
         if work.exhausted(done) {
             break Ended::Normally;
         }
         let wait =
-            if work.waits() { wait_after(ctx.plan.wait_time(), started.elapsed(), &mut rng) } else { Duration::ZERO };
+            if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
             if wait >= RELEASE_STACK_BEFORE_WAIT {
                 instance.stack.release();
