@@ -14,15 +14,9 @@ tools_env="$(scripts/toolchains.sh)"
 eval "$tools_env"
 
 cargo fmt --all --check
-(cd guest-examples && # componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
-eval "$(scripts/toolchains.sh)"
-
-cargo fmt --all --check)
+(cd guest-examples && cargo fmt --all --check)
 cargo clippy --release --workspace --all-targets -- -D warnings
 (cd guest-examples && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
-(cd tests/guests && # componentize-py (and the npm packages) for the Python and JavaScript scenario tests.
-eval "$(scripts/toolchains.sh)"
-
-cargo fmt --all --check && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
+(cd tests/guests && cargo fmt --all --check && cargo clippy --release --target wasm32-wasip2 -- -D warnings)
 cargo test --release --workspace
 scripts/check-wit.sh

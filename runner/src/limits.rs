@@ -118,6 +118,9 @@ pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 pub const MAX_RESPONSE_HEADERS: usize = 100;
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
+/// Responses whose headers a VU keeps for `response-headers` during one guest call.
+pub const KEPT_RESPONSE_HEADERS: usize = 64;
+
 /// Bytes of a request name (or of the URL standing for it) in the statistics. Names are keys
 /// shown in every table and report; longer ones are cut and marked with `…`.
 pub const MAX_NAME_BYTES: usize = 256;

@@ -203,3 +203,24 @@ fn every_body_framing_is_read_whole_and_connections_are_kept_only_when_allowed()
     let body = checks.iter().find(|c| c["name"] == "body is ok").expect("body check");
     assert_eq!((body["passes"].as_u64(), body["fails"].as_u64()), (Some(200), Some(0)), "{checks:#?}");
 }
+
+#[test]
+fn a_rust_scenario_reads_response_headers_fetched_on_demand() {
+    let server = Server::start();
+    let header_check = |expected: &str| {
+        let run = Runner::run(guests::PROBE)
+            .host(&server)
+            .env("PROBE_HEADER", &format!("content-length:{expected}"))
+            .args(&["-u", "2", "--shared-iterations", "10"])
+            .finish(LIMIT);
+        assert_eq!(run.code(), 0, "{}", run.stderr);
+        let checks = run.report()["checks"].as_array().expect("checks").clone();
+        let check = checks.iter().find(|c| c["name"] == format!("header content-length is {expected}")).cloned();
+        let check = check.unwrap_or_else(|| panic!("no header check in {checks:#?}"));
+        (check["passes"].as_u64().unwrap_or_default(), check["fails"].as_u64().unwrap_or_default())
+    };
+    // The server answers `ok`: two bytes.
+    assert_eq!(header_check("2"), (10, 0));
+    assert_eq!(header_check("3"), (0, 10));
+    assert_eq!(server.total(), 20);
+}

@@ -29,6 +29,8 @@
 //!   records custom metrics: counter `probe_hits`, trend `probe_body_bytes`, rate
 //!   `probe_ok` (status below 400), gauge `probe_vu` (the VU id, tagged `path`) and trend
 //!   `probe_waiting_ms` (the response's time to first byte as the host measured it).
+//! - `PROBE_HEADER=name:value`: after each request, checks `header name is value` (the
+//!   response's headers are fetched from the host only then).
 
 use std::time::Duration;
 
@@ -53,6 +55,7 @@ struct Probe {
     error: bool,
     timeout: Option<Duration>,
     metrics: bool,
+    header: Option<(String, String)>,
     tag_tasks: bool,
     setup_data: Option<String>,
 }
@@ -68,6 +71,7 @@ impl Default for Probe {
             error: env("PROBE_ERROR").is_some(),
             timeout: env_num("PROBE_TIMEOUT_MS").map(Duration::from_millis),
             metrics: env("PROBE_METRICS").is_some(),
+            header: env("PROBE_HEADER").and_then(|h| h.split_once(':').map(|(n, v)| (n.to_owned(), v.to_owned()))),
             tag_tasks: env("PROBE_TAG_TASKS").is_some(),
             setup_data: vu::setup_data(),
         }
@@ -202,6 +206,9 @@ impl Probe {
             Metric::rate("probe_ok").add_bool(response.status() < 400);
             Metric::gauge("probe_vu").add_tagged(f64::from(vu::id()), &[("path", path)]);
             Metric::trend("probe_waiting_ms").add(response.waiting().as_secs_f64() * 1000.0);
+        }
+        if let Some((name, value)) = &self.header {
+            check(&format!("header {name} is {value}"), response.header(name) == Some(value.as_str()));
         }
         if let Some(sleep) = self.sleep {
             vu::sleep(sleep);

@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::VuState;
-use crate::bindings::http::{Host, HttpError, Request, Response, Timings};
+use crate::bindings::http::{Host, HttpError, LeanResponse, Request, Response, Timings};
 use crate::client::{Outgoing, Phases, SendError};
-use crate::limits::{MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
+use crate::limits::{KEPT_RESPONSE_HEADERS, MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
 
 /// A finished `catch-response` request whose outcome the guest has not decided yet.
@@ -89,6 +89,28 @@ impl PendingResponses {
         for pending in self.queue.drain(..) {
             pending.record_default(recorder);
         }
+    }
+}
+
+/// The headers of the responses `send-lean` returned during the current guest call, newest
+/// last, for `response-headers`. Emptied after every call.
+#[derive(Debug, Default)]
+pub struct HeaderStash(VecDeque<(u64, Vec<(String, String)>)>);
+
+impl HeaderStash {
+    fn keep(&mut self, id: u64, headers: Vec<(String, String)>) {
+        if self.0.len() >= KEPT_RESPONSE_HEADERS {
+            self.0.pop_front();
+        }
+        self.0.push_back((id, headers));
+    }
+
+    fn get(&self, id: u64) -> Vec<(String, String)> {
+        self.0.iter().rev().find(|(kept, _)| *kept == id).map(|(_, headers)| headers.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -180,6 +202,19 @@ impl Host for VuState {
         })
     }
 
+    async fn send_lean(&mut self, request: Request) -> Result<LeanResponse, HttpError> {
+        let Response { id, status, headers, body, elapsed_us, timings } = self.send(request).await?;
+        let header_count = u32::try_from(headers.len()).unwrap_or(u32::MAX);
+        if !headers.is_empty() {
+            self.headers.keep(id, headers);
+        }
+        Ok(LeanResponse { id, status, body, elapsed_us, timings, header_count })
+    }
+
+    async fn response_headers(&mut self, id: u64) -> Vec<(String, String)> {
+        self.headers.get(id)
+    }
+
     async fn report(&mut self, id: u64, outcome: Result<(), String>) {
         self.pending.settle(id, outcome.as_ref().map(|_| ()).map_err(String::as_str), &self.recorder);
     }
@@ -193,4 +228,24 @@ fn tag_set(tags: &[(String, String)]) -> String {
     }
     let cut = |s: &str| super::vu::truncate(s, MAX_NAME_BYTES).to_owned();
     crate::stats::SeriesKey::new("", &tags.iter().map(|(k, v)| (cut(k), cut(v))).collect::<Vec<_>>()).tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stash_keeps_the_newest_responses_headers_until_cleared() {
+        let mut stash = HeaderStash::default();
+        let headers = |i: u64| vec![("x-i".to_owned(), i.to_string())];
+        for i in 0..=KEPT_RESPONSE_HEADERS as u64 {
+            stash.keep(i, headers(i));
+        }
+        assert!(stash.get(0).is_empty(), "the oldest is dropped past the limit");
+        assert_eq!(stash.get(1), headers(1));
+        assert_eq!(stash.get(KEPT_RESPONSE_HEADERS as u64), headers(KEPT_RESPONSE_HEADERS as u64));
+        assert_eq!(stash.get(1), headers(1), "reading does not consume");
+        stash.clear();
+        assert!(stash.get(1).is_empty());
+    }
 }

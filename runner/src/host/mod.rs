@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
 use crate::stats::Recorder;
-pub use http::PendingResponses;
+pub use http::{HeaderStash, PendingResponses};
 pub use sandbox::{GuestClock, GuestLimits, show_bytes};
 
 /// Per-run settings every VU's host state starts from.
@@ -44,6 +44,8 @@ pub struct VuState {
     pub late_by_us: Option<u64>,
     http: VuClient,
     pending: PendingResponses,
+    /// Response headers `send-lean` left for `response-headers`.
+    headers: HeaderStash,
     recorder: Recorder,
     limits: GuestLimits,
     /// Guest compute since the VU last waited on the host.
@@ -81,6 +83,7 @@ impl VuState {
             scenario: None,
             http: VuClient::new(shared.http.clone()),
             pending: PendingResponses::default(),
+            headers: HeaderStash::default(),
             recorder,
             limits: shared.limits,
             clock: GuestClock::default(),
@@ -111,8 +114,10 @@ impl VuState {
     }
 
     /// Records every `catch-response` request the task left unsettled, with its default
-    /// outcome. Called after each guest call.
+    /// outcome, and forgets the response headers kept for `response-headers`. Called after
+    /// each guest call.
     pub fn settle_pending(&mut self) {
+        self.headers.clear();
         self.pending.settle_all(&self.recorder);
     }
 }

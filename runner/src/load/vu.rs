@@ -157,8 +157,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         if work.exhausted(done) {
             break Ended::Normally;
         }
-        let wait =
-            if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
+        let wait = if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
             if wait >= RELEASE_STACK_BEFORE_WAIT {
                 instance.stack.release();
