@@ -357,6 +357,10 @@ impl VuClient {
         let finished = Instant::now();
         let receiving_us = micros(finished.duration_since(response.head_at));
         if conn.reusable() {
+            // Most VUs talk to one origin: room for one, not the four a first push makes.
+            if self.connections.capacity() == 0 {
+                self.connections.reserve_exact(1);
+            }
             self.connections.push(Connection { origin: target.origin.clone(), conn });
         }
         let status = response.status;

@@ -111,6 +111,7 @@ impl VuState {
     /// Frees the HTTP client's buffers before a long wait.
     pub fn release_buffers(&mut self) {
         self.http.release();
+        self.headers = HeaderStash::default();
     }
 
     /// Records every `catch-response` request the task left unsettled, with its default
