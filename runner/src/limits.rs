@@ -58,14 +58,14 @@ pub const MAX_PENDING_RESPONSES: usize = 1024;
 /// instantiation; a plan that spins for longer is broken and must not hang the runner.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Plans larger than this keep their compilation on disk (`plan::cache`). Rust plans
-/// (0.1-0.5 MB) compile in about 0.1 s; Python and JavaScript plans (2-20 MB) take seconds,
-/// and load from the cache in tens of milliseconds.
-pub const CACHE_PLANS_ABOVE: usize = 1024 * 1024;
+/// Plans larger than this show a progress line while they compile. Rust plans (0.1-0.5 MB)
+/// compile in about 0.1 s; Python and JavaScript plans (2-20 MB) take seconds.
+pub const COMPILE_PROGRESS_ABOVE: usize = 1024 * 1024;
 
-/// Compiled plans kept in the cache, most recently used first: a Python plan's entry is
-/// about 36 MB, so the cache stays under about 600 MB.
-pub const CACHE_ENTRIES: usize = 16;
+/// Compiled plans kept (`plan::cache`): the most recently used, at most this many and this
+/// many bytes together (a Python plan's entry is about 36 MB, a Rust plan's under 1 MB).
+pub const CACHE_ENTRIES: usize = 32;
+pub const CACHE_BYTES: u64 = 1 << 30;
 
 /// Plans larger than this are compiled on every core. Small plans compile in tens of
 /// milliseconds on one thread, and skipping the compiler's thread pool keeps the runner's

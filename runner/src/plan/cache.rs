@@ -1,5 +1,7 @@
-//! Compiled plans kept on disk, so a large plan (Python, JavaScript: 10-20 MB, several
-//! seconds to compile) compiles once per machine and later runs start in milliseconds.
+//! Compiled plans kept on disk, so a plan compiles once per machine: later runs start in
+//! milliseconds (a Python or JavaScript plan takes seconds to compile) and without the
+//! compiler's memory (a Rust plan's run with 10 idle VUs peaks at 14 MiB instead of 23 MiB,
+//! and spends 0.01 instead of 0.17 CPU seconds starting).
 //!
 //! An entry is wasmtime's serialized component, named by the SHA-256 of the plan's bytes and
 //! of the engine's compatibility hash (wasmtime version, target CPU, engine settings), so a
@@ -20,15 +22,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::limits::{CACHE_ENTRIES, CACHE_PLANS_ABOVE};
+use crate::limits::{CACHE_BYTES, CACHE_ENTRIES, COMPILE_PROGRESS_ABOVE};
 use crate::output::console;
 
-/// Compiles `bytes` (the plan at `path`), or loads the compilation from the cache. Plans
-/// smaller than [`CACHE_PLANS_ABOVE`] compile faster than a cache lookup is worth.
+/// Compiles `bytes` (the plan at `path`), or loads the compilation from the cache.
 pub fn component(engine: &Engine, path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
-    if bytes.len() < CACHE_PLANS_ABOVE {
-        return compile(engine, path, bytes);
-    }
     let Some(dir) = folder() else { return compile_showing_progress(engine, path, bytes) };
     let entry = dir.join(format!("{}.cwasm", key(engine, bytes)));
     if entry.exists() {
@@ -65,9 +63,12 @@ fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> anyhow::Result<Compone
         .map_err(|e| anyhow::anyhow!("`{}` is not a valid WebAssembly component: {e}", path.display()))
 }
 
-/// Compiles with a line saying what is happening, redrawn with the elapsed time on a
-/// terminal: a large plan takes seconds the first time.
+/// Compiles; a large plan (it takes seconds) with a line saying what is happening, redrawn
+/// with the elapsed time on a terminal.
 fn compile_showing_progress(engine: &Engine, path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
+    if bytes.len() <= COMPILE_PROGRESS_ABOVE {
+        return compile(engine, path, bytes);
+    }
     let what = format!(
         "Compiling {} ({:.1} MB) for this machine; later runs use the cached result",
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
@@ -107,18 +108,31 @@ fn store(component: &Component, entry: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the [`CACHE_ENTRIES`] most recently used entries (each is 1-2 times its plan's
-/// size; every rebuild of a plan is a new entry).
+/// Keeps the most recently used entries, at most [`CACHE_ENTRIES`] of them and
+/// [`CACHE_BYTES`] together (each is 1-2 times its plan's size; every rebuild of a plan is a
+/// new entry).
 fn prune(dir: &Path) {
+    prune_to(dir, CACHE_ENTRIES, CACHE_BYTES);
+}
+
+fn prune_to(dir: &Path, max_entries: usize, max_bytes: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut cached: Vec<(std::time::SystemTime, PathBuf)> = entries
+    let mut cached: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
         .collect();
     cached.sort_by_key(|entry| std::cmp::Reverse(entry.0));
-    for (_, old) in cached.iter().skip(CACHE_ENTRIES) {
-        let _ = std::fs::remove_file(old);
+    let mut kept_bytes = 0u64;
+    for (i, (_, len, path)) in cached.iter().enumerate() {
+        kept_bytes = kept_bytes.saturating_add(*len);
+        // The newest entry stays whatever its size: it was just made for this run.
+        if i > 0 && (i >= max_entries || kept_bytes > max_bytes) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -182,6 +196,35 @@ fn current_user() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_entries_within_both_limits() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let now = std::time::SystemTime::now();
+        // Entry i is i minutes old and 100 bytes long; one file that is not an entry.
+        for i in 0..6u64 {
+            let path = dir.path().join(format!("{i}.cwasm"));
+            std::fs::write(&path, [0u8; 100]).expect("write");
+            let file = std::fs::File::options().append(true).open(&path).expect("open");
+            file.set_modified(now - Duration::from_secs(60 * i)).expect("mtime");
+        }
+        std::fs::write(dir.path().join("other.txt"), b"x").expect("write");
+        let left = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .expect("read")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        prune_to(dir.path(), 4, 10_000);
+        assert_eq!(left(), ["0.cwasm", "1.cwasm", "2.cwasm", "3.cwasm", "other.txt"]);
+        prune_to(dir.path(), 4, 250);
+        assert_eq!(left(), ["0.cwasm", "1.cwasm", "other.txt"]);
+        prune_to(dir.path(), 4, 10);
+        assert_eq!(left(), ["0.cwasm", "other.txt"], "the newest entry stays whatever its size");
+    }
 
     #[test]
     fn the_key_depends_on_the_plan_and_the_engine() {
