@@ -76,7 +76,8 @@ pub struct Deadlines {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Failure {
     /// Writing failed, or the connection closed before any byte of the response: on a
-    /// kept-alive connection this is the server having closed it meanwhile.
+    /// kept-alive connection this is the server having closed it meanwhile. `written`: some
+    /// of the request went out (it may have reached the server).
     Closed {
         written: bool,
         cause: String,
@@ -187,11 +188,11 @@ impl Conn {
     ) -> Result<(Instant, Response), Failure> {
         // Until the response is read to its end, the connection is in an unknown state.
         self.reusable = false;
-        self.write_all(head, deadlines).await?;
+        self.write_all(head, false, deadlines).await?;
         if !body.is_empty() {
-            self.write_all(body, deadlines).await?;
+            self.write_all(body, true, deadlines).await?;
         }
-        poll_fn(|cx| self.io.poll_flush(cx)).await.map_err(|e| closed(true, &e))?;
+        poll_fn(|cx| self.io.poll_flush(cx)).await.map_err(|e| send_failed(true, &e))?;
         let sent = Instant::now();
         let first_byte = sent + deadlines.first_byte;
         let head = loop {
@@ -248,15 +249,19 @@ impl Conn {
         Ok((sent, response))
     }
 
-    async fn write_all(&mut self, mut data: &[u8], deadlines: &Deadlines) -> Result<(), Failure> {
+    /// Writes `data`; `sent_before`: part of the request already went out, so a failure
+    /// here does not make the request safe to send again.
+    async fn write_all(&mut self, mut data: &[u8], sent_before: bool, deadlines: &Deadlines) -> Result<(), Failure> {
+        let mut sent_any = sent_before;
         while !data.is_empty() {
             let write = poll_fn(|cx| self.io.poll_write(cx, data));
             let written = match tokio::time::timeout_at(deadlines.request, write).await {
-                Ok(Ok(0)) => return Err(closed(false, &io::ErrorKind::WriteZero.into())),
+                Ok(Ok(0)) => return Err(send_failed(sent_any, &io::ErrorKind::WriteZero.into())),
                 Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(closed(false, &e)),
+                Ok(Err(e)) => return Err(send_failed(sent_any, &e)),
                 Err(_) => return Err(Failure::Timeout(request_timed_out(deadlines))),
             };
+            sent_any = true;
             data = &data[written..];
         }
         Ok(())
@@ -301,7 +306,9 @@ impl Conn {
                 *end += n;
                 Ok(n)
             }
-            Ok(Err(e)) if self.start == self.end && wait == Wait::FirstByte => Err(closed(true, &e)),
+            Ok(Err(e)) if self.start == self.end && wait == Wait::FirstByte => {
+                Err(Failure::Closed { written: true, cause: format!("reading the response failed: {e}") })
+            }
             Ok(Err(e)) => Err(Failure::Protocol(format!("reading the response failed: {e}"))),
             Err(_) if deadlines.request <= until => Err(Failure::Timeout(request_timed_out(deadlines))),
             Err(_) => Err(Failure::Timeout(match wait {
@@ -412,10 +419,10 @@ impl Body {
     }
 }
 
-fn closed(written: bool, e: &io::Error) -> Failure {
+/// Sending failed; `written`: some of the request had gone out.
+fn send_failed(written: bool, e: &io::Error) -> Failure {
     let cause = match e.kind() {
         io::ErrorKind::WriteZero => "the connection closed while sending".to_owned(),
-        _ if written => format!("reading the response failed: {e}"),
         _ => format!("sending the request failed: {e}"),
     };
     Failure::Closed { written, cause }
