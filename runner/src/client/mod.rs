@@ -9,6 +9,7 @@ mod rules;
 mod target;
 mod tls;
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -232,16 +233,7 @@ impl VuClient {
         let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok());
         let mut head = std::mem::take(&mut self.head);
         head.clear();
-        let exchange = Exchange {
-            no_body: out.method.eq_ignore_ascii_case("HEAD"),
-            // Safe to send again after the server closed a kept-alive connection under it
-            // (RFC 9110 9.2.2), as browsers do.
-            idempotent: ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"]
-                .iter()
-                .any(|m| out.method.eq_ignore_ascii_case(m)),
-            started,
-            deadlines,
-        };
+        let exchange = Exchange { method: out.method, started, deadlines };
         let built = self.build(out, &target, cookie_url.as_ref(), &mut head);
         let result = match built {
             Ok(body) => self.exchange(&target, &head, body.as_deref().unwrap_or_default(), &exchange).await,
@@ -317,9 +309,8 @@ impl VuClient {
         // As Python's requests: every method but GET and HEAD says how long its body is,
         // even when empty (servers answer a bodiless POST without it with 411).
         if !body.is_empty() || !(out.method.eq_ignore_ascii_case("GET") || out.method.eq_ignore_ascii_case("HEAD")) {
-            head.extend_from_slice(b"content-length: ");
-            head.extend_from_slice(body.len().to_string().as_bytes());
-            head.extend_from_slice(b"\r\n");
+            // Writing into a Vec cannot fail; no String is made for the number.
+            let _ = write!(head, "content-length: {}\r\n", body.len());
         }
         head.extend_from_slice(b"\r\n");
         if body.len() <= BODY_IN_HEAD {
@@ -334,21 +325,22 @@ impl VuClient {
         target: &Target,
         head: &[u8],
         body: &[u8],
-        how: &Exchange,
+        how: &Exchange<'_>,
     ) -> Result<Incoming, SendError> {
+        let no_body = how.method.eq_ignore_ascii_case("HEAD");
         let (mut conn, reused) = self.connection(&target.origin, &how.deadlines).await?;
         let mut connect_us = (!reused).then(|| micros(how.started.elapsed()));
         let keep = self.shared.limits.body_kept;
-        let mut result = conn.exchange(head, body, how.no_body, keep, &how.deadlines).await;
+        let mut result = conn.exchange(head, body, no_body, keep, &how.deadlines).await;
         // A kept-alive connection the server closed just before this request: send it again
         // on a fresh one, if it was not sent or may safely be sent twice.
         if let (true, Err(h1::Failure::Closed { written, .. })) = (reused, &result)
-            && (!*written || how.idempotent)
+            && (!*written || idempotent(how.method))
         {
             let opening = Instant::now();
             conn = self.open(&target.origin, &how.deadlines).await?;
             connect_us = Some(micros(opening.elapsed()));
-            result = conn.exchange(head, body, how.no_body, keep, &how.deadlines).await;
+            result = conn.exchange(head, body, no_body, keep, &how.deadlines).await;
         }
         let (sent, response) = result.map_err(|failure| match failure {
             h1::Failure::Closed { cause, .. } | h1::Failure::Protocol(cause) => SendError::Protocol(cause),
@@ -415,12 +407,16 @@ impl VuClient {
 }
 
 /// What one request needs besides its bytes.
-struct Exchange {
-    /// A `HEAD` request: the response has no body.
-    no_body: bool,
-    idempotent: bool,
+struct Exchange<'a> {
+    method: &'a str,
     started: Instant,
     deadlines: h1::Deadlines,
+}
+
+/// Safe to send again after the server closed a kept-alive connection under it (RFC 9110
+/// 9.2.2), as browsers do. Asked only when that happens.
+fn idempotent(method: &str) -> bool {
+    ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"].iter().any(|m| method.eq_ignore_ascii_case(m))
 }
 
 /// Connects to `origin` (TCP, then TLS for https), within `--connect-timeout` and the
