@@ -15,6 +15,7 @@ pub mod config;
 pub mod host;
 pub mod limits;
 pub mod load;
+pub mod open_files;
 pub mod output;
 pub mod plan;
 pub mod policy;

@@ -96,6 +96,12 @@ pub const MAX_GUEST_CPU: Duration = Duration::from_secs(10);
 /// bounds the host memory a guest can make the runner allocate through `table.grow`.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
+/// Address space each VU's linear memory reserves when the run's users would not fit in the
+/// process's address space with wasmtime's default 4 GiB (see `plan::layout`): 256 MiB and
+/// the 32 MiB guard leave room for over 400,000 VUs, and it is four times the default
+/// `--max-vu-memory`, so a memory within that limit never has to move as it grows.
+pub const COMPACT_RESERVATION: u64 = 256 << 20;
+
 /// Native stack wasm frames may use. Deep recursion in the guest traps cleanly ("call stack
 /// exhausted") well before the 2 MiB host stack its calls run on (see `plan::stacks`).
 pub const MAX_WASM_STACK: usize = 512 * 1024;

@@ -22,7 +22,7 @@ use crate::output::csv::CsvReports;
 use crate::output::history::History;
 use crate::output::monitor::{Monitor, RunnerUsage};
 use crate::output::{console, html, json, k6, starting, summary};
-use crate::plan::{self, MemoryImages};
+use crate::plan::{self, Layout, MemoryImages, Reservation};
 use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
@@ -57,11 +57,18 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
             "Warning: WASMLOAD_BENCH_NO_LIMITS=1: guests run without CPU or memory limits (for measuring their cost only)",
         );
     }
-    let images = MemoryImages::for_users(requested.load.peak_users());
-    if images == MemoryImages::Copied {
+    crate::open_files::raise();
+    let layout = Layout::for_users(requested.load.peak_users());
+    if layout.images == MemoryImages::Copied {
         console::line(
             "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
              many users fit under the kernel's memory-map limit (vm.max_map_count)",
+        );
+    }
+    if layout.reservation == Reservation::Compact {
+        console::line(
+            "Note: reserving 256 MiB of address space for each VU's memory instead of 4 GiB, so that this \
+             many users fit in the process's address space (the plan's code then checks memory bounds)",
         );
     }
     let probe_shared = HostShared {
@@ -73,9 +80,9 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     };
     // A missing file is reported by `plan::load` with its reason.
     let plan_size = std::fs::metadata(&requested.plan_path).map_or(0, |m| m.len());
-    let engine = plan::engine(images, plan_size)?;
+    let engine = plan::engine(layout, plan_size)?;
     let _ticker = EpochTicker::start(engine.clone());
-    let loaded = Arc::new(plan::load(&requested.plan_path, engine, images, &probe_shared).await?);
+    let loaded = Arc::new(plan::load(&requested.plan_path, engine, layout, &probe_shared).await?);
     release_compiler_memory();
     let mut web = match requested.web {
         Some(settings) => Some(Web::start(settings.addr).await?),
@@ -111,7 +118,8 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     let mut csv_history = csv.is_some();
     let mut history = History::default();
     let mut monitor = Monitor::new();
-    warn_about_map_count(cfg.max_users(), images);
+    warn_about_capacity(cfg.max_users(), layout);
+    crate::open_files::warn_if_short(cfg.max_users());
 
     let (mut aggregator, recorder) = Aggregator::new();
     let mut shared = HostShared {
@@ -412,13 +420,13 @@ fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
     )
 }
 
-fn warn_about_map_count(users: u32, images: MemoryImages) {
-    if let Some(capacity) = images.vu_capacity()
-        && u64::from(users) > capacity
-    {
+/// Warns before the run when the kernel's limits leave room for fewer VUs than it may start.
+fn warn_about_capacity(users: u32, layout: Layout) {
+    let (capacity, limit) = layout.vu_capacity();
+    if u64::from(users) > capacity {
         console::line(&format!(
-            "Warning: {users} users may exceed the kernel's memory-map limit (vm.max_map_count allows about \
-             {capacity} VUs); raise it with `sysctl -w vm.max_map_count=1048576`"
+            "Warning: {users} users may not all start: about {capacity} VUs fit {}",
+            limit.explain()
         ));
     }
 }

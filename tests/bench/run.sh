@@ -24,6 +24,10 @@
 #     to start, S s after the first` gives how many started, how many failed and how long
 #     starting them all took. Peak RSS / running VUs is printed as a cross-check of the memory
 #     table (it includes the runner's fixed cost, so it is a little above the marginal KiB/VU).
+#   * Many VUs: MANY_VUS idle VUs (probe with PROBE_QUIET=1: its task sends nothing, then
+#     the 10-minute wait) all requested at once, for 30 s: start time from the runner's
+#     stderr, peak RSS, and PSS, page tables and memory maps sampled 1 s after the last VU
+#     started. Skipped, saying why, when vm.max_map_count or the free memory is too small.
 #   * RSS flat in requests: the runner with 50 VUs and no wait time for exactly 100,000
 #     requests (`--iterations 2000`) and exactly 1,000,000 (`--iterations 20000`); peak RSS of
 #     both and their ratio (about 1.00 means no memory grows with the number of requests).
@@ -51,6 +55,8 @@
 #   PORT=18080        first port tried for nginx (the next free one is used)
 #   MEMORY_MAX=10000  largest idle VU count measured (0 skips the memory part)
 #   START_VUS=10000   idle VUs started at once for the start-time part (0 skips it)
+#   MANY_VUS=100000   idle VUs without connections in one process (0 skips it; needs
+#                     vm.max_map_count of 7 per VU and about 64 KiB of free memory per VU)
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
@@ -65,6 +71,7 @@ ROUNDS="${ROUNDS:-3}"
 PORT="${PORT:-18080}"
 MEMORY_MAX="${MEMORY_MAX:-10000}"
 START_VUS="${START_VUS:-10000}"
+MANY_VUS="${MANY_VUS:-100000}"
 FLAT="${FLAT:-1}"
 # NO_LIMITS=1 adds "nolimits": the same runner with WASMLOAD_BENCH_NO_LIMITS=1 (no epoch
 # interruption, no memory limiter), to show what the guest limits cost.
@@ -169,13 +176,18 @@ measure() {
 }
 
 # sample_pss SECONDS FILE: after SECONDS, the proportional set size (KiB) of the newest
-# runner process, into FILE. PSS counts a page mapped N times as 1/N per mapping, so the
-# copy-on-write memory image all VUs share counts once, where RSS counts it once per VU.
+# runner process, its page tables (VmPTE, KiB) and its memory maps, into FILE as
+# "PSS PTE MAPS". PSS counts a page mapped N times as 1/N per mapping, so the copy-on-write
+# memory image all VUs share counts once, where RSS counts it once per VU. Page tables are
+# memory the kernel spends on the process that neither RSS nor PSS counts.
 sample_pss() {
     sleep "$1"
-    local pid
+    local pid pss pte maps
     pid="$(pgrep -n -f -- "$RUNNER run")" || return 0
-    awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" >"$2" 2>/dev/null || true
+    pss="$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null)" || return 0
+    pte="$(awk '/^VmPTE:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" || return 0
+    maps="$(wc -l <"/proc/$pid/maps" 2>/dev/null)" || return 0
+    echo "$pss $pte $maps" >"$2"
 }
 
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
@@ -244,9 +256,9 @@ echo
 # --- memory per VU -----------------------------------------------------------------------
 if (( MEMORY_MAX > 0 )); then
     echo "== Memory: idle VUs (one request each, then a 10-minute wait), 6 s run"
-    mrow() { printf '%6s %8s %8s %8s %8s %8s  %s\n' "$@"; }
-    mrow VUs started "RSS MiB" "KiB/VU" "PSS MiB" "KiB/VU" note
-    previous_vus="" previous_rss="" previous_pss=""
+    mrow() { printf '%6s %8s %8s %8s %8s %8s %8s %8s  %s\n' "$@"; }
+    mrow VUs started "RSS MiB" "KiB/VU" "PSS MiB" "KiB/VU" "PT MiB" "KiB/VU" note
+    previous_vus="" previous_rss="" previous_pss="" previous_pte=""
     for vus in 10 1000 10000; do
         (( vus <= MEMORY_MAX )) || continue
         name="memory-$vus"
@@ -255,7 +267,8 @@ if (( MEMORY_MAX > 0 )); then
         measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u "$vus" -r 20000 -t 6s --stop-timeout 1s -q --env PROBE_WAIT=constant:600000
         wait "$sampler" || true
-        pss_kib="$(cat "$tmp/$name.pss" 2>/dev/null || true)"
+        pss_kib="" pte_kib=""
+        [[ -s "$tmp/$name.pss" ]] && read -r pss_kib pte_kib _ <"$tmp/$name.pss"
         # Each VU sends exactly one request, so nginx's count is the number of VUs that started.
         started="$m_requests"
         notes=()
@@ -269,21 +282,27 @@ if (( MEMORY_MAX > 0 )); then
             why="$(grep -m 1 'TASK *instantiate:' "$tmp/$name.out" | sed -E 's/.*TASK +instantiate: //; s/^cannot create VU [0-9]+: //; s/; raise it.*//')"
             notes+=("$failed VUs failed to start: $why")
         fi
-        per_vu="-" pss_per_vu="-" pss_mib="-"
+        per_vu="-" pss_per_vu="-" pss_mib="-" pte_per_vu="-" pte_mib="-"
         [[ -n "$pss_kib" ]] && pss_mib="$(calc '%.1f' "$pss_kib / 1024")"
+        [[ -n "$pte_kib" ]] && pte_mib="$(calc '%.1f' "$pte_kib / 1024")"
         if [[ -n "$previous_vus" && $m_status -eq 0 ]] && (( started > previous_vus )); then
             per_vu="$(calc '%.1f' "($m_rss_kib - $previous_rss) / ($started - $previous_vus)")"
             if [[ -n "$pss_kib" && -n "$previous_pss" ]]; then
                 pss_per_vu="$(calc '%.1f' "($pss_kib - $previous_pss) / ($started - $previous_vus)")"
+                pte_per_vu="$(calc '%.1f' "($pte_kib - $previous_pte) / ($started - $previous_vus)")"
             fi
         fi
         note="$(IFS=';'; echo "${notes[*]:-}")"
-        mrow "$vus" "$started" "$(calc '%.1f' "$m_rss_kib / 1024")" "$per_vu" "$pss_mib" "$pss_per_vu" "${note//;/; }"
-        if (( m_status == 0 )); then previous_vus="$started" previous_rss="$m_rss_kib" previous_pss="$pss_kib"; fi
+        mrow "$vus" "$started" "$(calc '%.1f' "$m_rss_kib / 1024")" "$per_vu" "$pss_mib" "$pss_per_vu" \
+            "$pte_mib" "$pte_per_vu" "${note//;/; }"
+        if (( m_status == 0 )); then
+            previous_vus="$started" previous_rss="$m_rss_kib" previous_pss="$pss_kib" previous_pte="$pte_kib"
+        fi
     done
-    echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS (peak) or PSS (5 s in)"
-    echo "difference to the previous row / difference in started VUs. RSS counts the copy-on-write"
-    echo "memory image every VU maps once per VU; PSS counts it once. Each idle VU holds its wasm"
+    echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS (peak), PSS or page"
+    echo "tables (PT, the kernel's VmPTE; PSS and PT 5 s in) difference to the previous row /"
+    echo "difference in started VUs. RSS counts the copy-on-write memory image every VU maps once"
+    echo "per VU; PSS counts it once; neither counts page tables. Each idle VU holds its wasm"
     echo "instance, its task and one kept-alive connection."
     echo
 fi
@@ -321,6 +340,58 @@ if (( START_VUS > 0 )); then
     echo "start s: from the first VU's start to the last one started (or failed), from the runner's"
     echo "stderr. nginx: requests served (one per started VU). KiB/VU: peak RSS / running VUs, the"
     echo "runner's fixed memory included (compare with KiB/VU of the memory table)."
+    echo
+fi
+
+# --- many idle VUs in one process -------------------------------------------------------
+if (( MANY_VUS > 0 )); then
+    echo "== $MANY_VUS idle VUs in one process (no connections), 30 s run"
+    maps_needed=$((MANY_VUS * 7 + 1000))
+    mem_needed_kib=$((MANY_VUS * 64))
+    maps_now="$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)"
+    mem_now_kib="$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)"
+    if (( maps_now < maps_needed )); then
+        echo "skipped: needs vm.max_map_count >= $maps_needed (7 maps per VU; it is $maps_now):"
+        echo "         sysctl -w vm.max_map_count=1048576"
+    elif (( mem_now_kib < mem_needed_kib )); then
+        echo "skipped: needs about $((mem_needed_kib / 1024)) MiB of available memory; $((mem_now_kib / 1024)) MiB are"
+    else
+        name="many-$MANY_VUS"
+        # Sampled once every VU has started: the line below appears on stderr then.
+        (
+            for _ in $(seq 600); do
+                grep -q 'All users spawned' "$tmp/$name.err" 2>/dev/null && break
+                sleep 0.1
+            done
+            sample_pss 1 "$tmp/$name.pss"
+        ) &
+        sampler=$!
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+            -u "$MANY_VUS" -r 1000000 -t 30s --stop-timeout 5s -q \
+            --env PROBE_WAIT=constant:600000 --env PROBE_QUIET=1
+        wait "$sampler" || true
+        spawned="$(grep -o 'All users spawned:.*' "$tmp/$name.err" | head -n 1 || true)"
+        echo "runner:  ${spawned:-no 'All users spawned' line on stderr}"
+        (( m_status == 0 )) || echo "exit status $m_status: $(tail -n 1 "$tmp/$name.err")"
+        grep -E '^(Note|Warning):' "$tmp/$name.err" | sed 's/^/         /' || true
+        if [[ -s "$tmp/$name.pss" ]]; then
+            read -r pss_kib pte_kib maps <"$tmp/$name.pss"
+            running="$(sed -E 's/^All users spawned: ([0-9]+) running.*/\1/' <<<"$spawned")"
+            running="${running:-$MANY_VUS}"
+            printf '%-28s %10s %10s\n' "" total "per VU"
+            printf '%-28s %8.1f MiB %7.1f KiB\n' "peak RSS" "$(calc '%f' "$m_rss_kib / 1024")" \
+                "$(calc '%f' "$m_rss_kib / $running")"
+            printf '%-28s %8.1f MiB %7.1f KiB\n' "PSS (1 s after all started)" "$(calc '%f' "$pss_kib / 1024")" \
+                "$(calc '%f' "$pss_kib / $running")"
+            printf '%-28s %8.1f MiB %7.1f KiB\n' "page tables (VmPTE)" "$(calc '%f' "$pte_kib / 1024")" \
+                "$(calc '%f' "$pte_kib / $running")"
+            printf '%-28s %10s %10s\n' "memory maps" "$maps" "$(calc '%.1f' "$maps / $running")"
+        fi
+        echo "nginx:   $m_requests requests (the VUs send none: PROBE_QUIET=1)"
+        echo "Each VU holds its instance and task, but no connection: one process may open only"
+        echo "$(ulimit -Hn) files here (ulimit -Hn); a connection per VU needs a hard limit above the VU count"
+        echo "and more than one target port (about 28,000 local ports per target address and port)."
+    fi
     echo
 fi
 

@@ -392,6 +392,12 @@ impl Runner {
         self.args(&["--env", &pair])
     }
 
+    /// Starts the runner with its open-file limit (`ulimit -n`, soft and hard) at `limit`.
+    pub fn open_files(mut self, limit: u64) -> Self {
+        set_open_files_at_exec(&mut self.cmd, limit);
+        self
+    }
+
     /// Runs to completion (at most `limit`).
     pub fn finish(self, limit: Duration) -> Run {
         let (child, json) = self.spawn();
@@ -444,6 +450,23 @@ pub fn interrupt(child: &Child) {
     let pid = i32::try_from(child.id()).expect("pid fits in i32");
     let rc = unsafe_kill(pid, libc::SIGINT);
     assert_eq!(rc, 0, "kill -INT {pid}");
+}
+
+#[allow(unsafe_code)]
+fn set_open_files_at_exec(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt as _;
+    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+    // SAFETY: runs in the child between fork and exec, and only calls `setrlimit`, which is
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }
 
 #[allow(unsafe_code)]

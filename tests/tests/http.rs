@@ -224,3 +224,28 @@ fn a_rust_scenario_reads_response_headers_fetched_on_demand() {
     assert_eq!(header_check("3"), (0, 10));
     assert_eq!(server.total(), 20);
 }
+
+#[test]
+fn connections_past_the_open_file_limit_fail_naming_the_limit_and_the_rest_are_counted() {
+    let server = Server::start();
+    // 100 VUs each keep a connection open (one request, then a long wait), in a process
+    // that may open only 60 files.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:600000")
+        .args(&["-u", "100", "-r", "1000", "-t", "2s", "--stop-timeout", "1s"])
+        .open_files(60)
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("100 users need a connection each") && run.stderr.contains("ulimit -n"),
+        "{}",
+        run.stderr
+    );
+    let served = server.total();
+    assert!(served > 10 && served < 60, "the server saw {served} requests");
+    assert_eq!(run.requests(), 100, "every VU's one request is counted, sent or not");
+    assert_eq!(run.requests() - run.failures(), served, "successes are what the server served");
+    let error = run.report()["errors"][0]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("no file descriptor left") && error.contains("ulimit -n, is 60"), "{error}");
+}

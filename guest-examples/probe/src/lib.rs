@@ -31,6 +31,8 @@
 //!   `probe_waiting_ms` (the response's time to first byte as the host measured it).
 //! - `PROBE_HEADER=name:value`: after each request, checks `header name is value` (the
 //!   response's headers are fetched from the host only then).
+//! - `PROBE_QUIET=1`: tasks send nothing (a VU that holds only its instance, no connection:
+//!   the benchmark's 100,000-VU run, which one process's open-file limit could not serve).
 
 use std::time::Duration;
 
@@ -58,6 +60,7 @@ struct Probe {
     header: Option<(String, String)>,
     tag_tasks: bool,
     setup_data: Option<String>,
+    quiet: bool,
 }
 
 impl Default for Probe {
@@ -74,6 +77,7 @@ impl Default for Probe {
             header: env("PROBE_HEADER").and_then(|h| h.split_once(':').map(|(n, v)| (n.to_owned(), v.to_owned()))),
             tag_tasks: env("PROBE_TAG_TASKS").is_some(),
             setup_data: vu::setup_data(),
+            quiet: env("PROBE_QUIET").is_some(),
         }
     }
 }
@@ -179,6 +183,9 @@ impl Probe {
     fn hit(&self, path: &str, task: &str) -> TaskResult {
         if self.panic_at == Some(vu::iteration()) {
             panic!("probe panics at iteration {}", vu::iteration());
+        }
+        if self.quiet {
+            return Ok(());
         }
         let mut request = wasmload::request(&self.method, path).header("x-vu", vu::id().to_string());
         if let Some(name) = &self.name {

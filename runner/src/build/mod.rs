@@ -86,10 +86,10 @@ async fn verify(plan_path: &Path) -> anyhow::Result<()> {
         setup_data: None,
     };
     let size = std::fs::metadata(plan_path).map_or(0, |m| m.len());
-    let images = crate::plan::MemoryImages::CopyOnWrite;
-    let engine = crate::plan::engine(images, size)?;
+    let layout = crate::plan::Layout::few();
+    let engine = crate::plan::engine(layout, size)?;
     let _ticker = crate::run::EpochTicker::start(engine.clone());
-    let loaded = crate::plan::load(plan_path, engine, images, &shared).await?;
+    let loaded = crate::plan::load(plan_path, engine, layout, &shared).await?;
     let tasks: Vec<String> = loaded.plan.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();
     console::line(&format!("The plan runs: {}. Run it with `runner run {}`", tasks.join(", "), plan_path.display()));
     Ok(())

@@ -18,7 +18,7 @@ pub async fn setup(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder) -
     let clock = store.data().clock.clone();
     let guest = guest_call(&mut stack, &clock, plan.pre.instantiate_async(&mut store))
         .await
-        .map_err(|e| crate::plan::instantiation_error(&e, plan.images))?;
+        .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
     let call = guest.wasmload_scenario_scenario().call_setup(&mut store);
     let result = guest_call(&mut stack, &clock, call).await;
     store.data_mut().settle_pending();
@@ -38,7 +38,7 @@ pub async fn teardown(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder
     let run = async {
         let guest = guest_call(&mut stack, &clock, plan.pre.instantiate_async(&mut store))
             .await
-            .map_err(|e| crate::plan::instantiation_error(&e, plan.images))?;
+            .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
         let call = guest.wasmload_scenario_scenario().call_teardown(&mut store, shared.setup_data.as_deref());
         let result = guest_call(&mut stack, &clock, call).await;
         store.data_mut().settle_pending();

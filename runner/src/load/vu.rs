@@ -195,7 +195,7 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
     let guest = match unless_killed(phase, guest_call(&mut stack, &clock, instantiate)).await? {
         Ok(guest) => guest,
         Err(e) => {
-            ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.images));
+            ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.layout));
             ctx.population.failed.fetch_add(1, Ordering::Relaxed);
             return None;
         }

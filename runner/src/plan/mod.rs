@@ -4,7 +4,7 @@
 
 mod cache;
 mod check;
-mod maps;
+mod layout;
 mod stacks;
 
 use std::path::Path;
@@ -18,14 +18,14 @@ use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
 use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
-pub use maps::{MemoryImages, instantiation_error};
+pub use layout::{Layout, MemoryImages, Reservation, instantiation_error};
 pub use stacks::VuStack;
 
 /// A compiled, linked plan ready to instantiate once per VU.
 pub struct LoadedPlan {
     pub engine: Engine,
-    /// How the engine initialises VU memories.
-    pub images: MemoryImages,
+    /// How the engine lays out and initialises VU memories.
+    pub layout: Layout,
     pub pre: LoadTestPre<VuState>,
     /// What the scenario declared (tasks, wait time, default options).
     pub plan: Plan,
@@ -42,33 +42,31 @@ impl std::fmt::Debug for LoadedPlan {
 /// The on-demand allocator is used: measured against the pooling allocator (64 MiB memory
 /// reservations, pool sized to the VU count) with 1,000 and 8,000 idle VUs, it used 110
 /// against 117 KiB of RSS and 6.9 against 6.0 memory maps per VU and started them as fast,
-/// and it needs no sizing before the plan's user count is known. Memory images are
-/// copy-on-write unless `images` says otherwise (see `maps`). Fiber stacks come from `stacks`,
+/// and it needs no sizing before the plan's user count is known. Memory images and
+/// reservations are as `layout` says (see `layout`). Fiber stacks come from `stacks`,
 /// so an idle VU can give its stack's memory back. Epoch interruption lets busy
 /// guests yield and lets a stop interrupt them.
 ///
 /// Plans smaller than `PARALLEL_COMPILE_ABOVE` are compiled on one thread: measured with the
 /// 107 KB probe plan, that lowers the runner's peak RSS from 22.3 to 20.4 MiB for 0.04 s more;
 /// large plans (Python, JavaScript) compile in parallel, which halves their compile time.
-pub fn engine(images: MemoryImages, plan_size: u64) -> anyhow::Result<Engine> {
+pub fn engine(layout: Layout, plan_size: u64) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
     config.epoch_interruption(!crate::limits::limits_off_for_benchmark());
     config.max_wasm_stack(MAX_WASM_STACK);
     config.wasm_component_model(true);
-    config.memory_init_cow(images == MemoryImages::CopyOnWrite);
+    config.memory_init_cow(layout.images == MemoryImages::CopyOnWrite);
+    if let Some(bytes) = layout.reservation.bytes() {
+        config.memory_reservation(bytes);
+    }
     config.with_host_stack(Arc::new(stacks::Stacks));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))
 }
 
 /// Reads, compiles, checks and links the plan at `path`.
-/// `engine` must have been made by [`engine`] with the same `images`.
-pub async fn load(
-    path: &Path,
-    engine: Engine,
-    images: MemoryImages,
-    shared: &HostShared,
-) -> anyhow::Result<LoadedPlan> {
+/// `engine` must have been made by [`engine`] with the same `layout`.
+pub async fn load(path: &Path, engine: Engine, layout: Layout, shared: &HostShared) -> anyhow::Result<LoadedPlan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read plan file `{}`", path.display()))?;
     check::header(path, &bytes)?;
     let component = cache::component(&engine, path, &bytes)?;
@@ -89,7 +87,7 @@ pub async fn load(
         })?
         .with_context(|| format!("the plan `{}` failed while describing its scenario", path.display()))?;
     check::plan(&plan)?;
-    Ok(LoadedPlan { engine, images, pre, plan })
+    Ok(LoadedPlan { engine, layout, pre, plan })
 }
 
 /// Calls the guest's `describe` on an instance of its own.
