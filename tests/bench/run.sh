@@ -19,7 +19,8 @@
 #     for 10,000 the runner copies the images instead (it says so on stderr, and the note
 #     column shows it); past about 13,000 the kernel refuses VUs and the script reports how
 #     many started and why the rest failed.
-#   * Start time: the runner with START_VUS idle VUs (same idle probe) all requested at once
+#   * Start time: the runner with START_VUS idle VUs (same idle probe, then again with
+#     PROBE_QUIET=1: no connection, no request) all requested at once
 #     (`-r 1000000`), for 5 s; the runner's stderr line `All users spawned: R running, F failed
 #     to start, S s after the first` gives how many started, how many failed and how long
 #     starting them all took. Peak RSS / running VUs is printed as a cross-check of the memory
@@ -310,13 +311,15 @@ fi
 # --- time to start idle VUs --------------------------------------------------------------
 if (( START_VUS > 0 )); then
     echo "== Start time: idle VUs all requested at once (-r 1000000), 5 s run"
-    counts=("$START_VUS")
-    srow() { printf '%9s %8s %7s %8s %8s %8s %7s  %s\n' "$@"; }
-    srow requested running failed "start s" nginx "RSS MiB" "KiB/VU" note
-    for vus in "${counts[@]}"; do
-        name="start-$vus"
+    vus="$START_VUS"
+    srow() { printf '%-14s %9s %8s %7s %8s %8s %8s %7s  %s\n' "$@"; }
+    srow "first request" requested running failed "start s" nginx "RSS MiB" "KiB/VU" note
+    for variant in sent none; do
+        name="start-$vus-$variant"
+        quiet=()
+        [[ "$variant" == none ]] && quiet=(--env PROBE_QUIET=1)
         measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
-            -u "$vus" -r 1000000 -t 5s --stop-timeout 1s --env PROBE_WAIT=constant:600000
+            -u "$vus" -r 1000000 -t 5s --stop-timeout 1s --env PROBE_WAIT=constant:600000 "${quiet[@]}"
         # e.g. "All users spawned: 9530 running, 470 failed to start, 1.68 s after the first"
         spawned="$(grep -o 'All users spawned:.*' "$tmp/$name.err" | head -n 1 || true)"
         running="-" failed="-" secs="-" per_vu="-"
@@ -334,12 +337,14 @@ if (( START_VUS > 0 )); then
         if grep -q 'copying memory images' "$tmp/$name.err"; then notes+=("memory images copied (map limit)"); fi
         if grep -q '^Warning:.*max_map_count' "$tmp/$name.err"; then notes+=("runner warned about vm.max_map_count"); fi
         note="$(IFS=';'; echo "${notes[*]:-}")"
-        srow "$vus" "$running" "$failed" "$secs" "$m_requests" "$(calc '%.1f' "$m_rss_kib / 1024")" \
+        srow "$variant" "$vus" "$running" "$failed" "$secs" "$m_requests" "$(calc '%.1f' "$m_rss_kib / 1024")" \
             "$per_vu" "${note//;/; }"
     done
     echo "start s: from the first VU's start to the last one started (or failed), from the runner's"
-    echo "stderr. nginx: requests served (one per started VU). KiB/VU: peak RSS / running VUs, the"
-    echo "runner's fixed memory included (compare with KiB/VU of the memory table)."
+    echo "stderr. first request: sent = each VU opens its connection and sends its request while"
+    echo "later VUs start, on the same core (the benchmark's figure); none = PROBE_QUIET=1, the VUs"
+    echo "only instantiate and run on_start (what starting alone costs). nginx: requests served."
+    echo "KiB/VU: peak RSS / running VUs, the runner's fixed memory included."
     echo
 fi
 
