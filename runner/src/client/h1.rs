@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::Headers;
 use crate::limits::{MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS};
 
 /// First size of a connection's read buffer; it grows for long heads and large bodies.
@@ -91,7 +92,7 @@ pub enum Failure {
 pub struct Response {
     pub status: u16,
     /// Names in lower case, values as received (invalid UTF-8 replaced).
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// At most the `keep` bytes asked for.
     pub body: Vec<u8>,
     /// Bytes of body received, kept or not.
@@ -113,7 +114,7 @@ enum Framing {
 #[derive(Debug)]
 struct Head {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: Headers,
     framing: Framing,
     keep_alive: bool,
 }
@@ -462,7 +463,8 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<(usize, Head)>, String
     let mut chunked = None;
     let mut close = false;
     let mut keep_alive = false;
-    let mut list = Vec::with_capacity(response.headers.len());
+    let bytes = response.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut list = Headers::with_capacity(response.headers.len(), bytes);
     for header in response.headers.iter() {
         let value = header.value;
         if header.name.eq_ignore_ascii_case("content-length") {
@@ -482,7 +484,7 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<(usize, Head)>, String
             close |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"close"));
             keep_alive |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"keep-alive"));
         }
-        list.push((header.name.to_ascii_lowercase(), String::from_utf8_lossy(value).into_owned()));
+        list.push(header.name, value);
     }
     let http11 = response.version == Some(1);
     let framing = if no_body || (100..200).contains(&status) || status == 204 || status == 304 {
@@ -522,7 +524,7 @@ mod tests {
         assert_eq!(h.status, 200);
         assert_eq!(h.framing, Framing::Length(5));
         assert!(h.keep_alive);
-        assert_eq!(h.headers[1], ("x-thing".to_owned(), "A b".to_owned()));
+        assert_eq!(h.headers.iter().nth(1), Some(("x-thing", "A b")));
         assert_eq!(head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").framing, Framing::Chunked);
         assert_eq!(head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").framing, Framing::UntilClose);
         assert_eq!(head("HTTP/1.1 200 OK\r\n\r\n").framing, Framing::UntilClose);

@@ -4,6 +4,7 @@
 //! body byte. The wire protocol is in `h1`, driven by the VU's own task.
 
 mod h1;
+mod headers;
 mod policy;
 mod rules;
 mod target;
@@ -17,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT};
+pub use headers::Headers;
 pub use policy::{AddressClass, HostPattern, NetPolicy, classify};
 pub use target::{BaseUrl, Origin, Target, UrlError};
 
@@ -129,7 +131,7 @@ pub struct Outgoing<'a> {
 pub struct Incoming {
     pub status: u16,
     pub reason: &'static str,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// At most `MAX_BODY_KEPT` bytes.
     pub body: Vec<u8>,
     /// Bytes of body received, kept or not.
@@ -389,8 +391,8 @@ impl VuClient {
         Ok(h1::Conn::new(io))
     }
 
-    fn keep_cookies(&mut self, target: &Target, url: &mut Option<url::Url>, headers: &[(String, String)]) {
-        let mut set_cookies = headers.iter().filter(|(n, _)| n == "set-cookie").peekable();
+    fn keep_cookies(&mut self, target: &Target, url: &mut Option<url::Url>, headers: &Headers) {
+        let mut set_cookies = headers.all("set-cookie").peekable();
         if set_cookies.peek().is_none() {
             return;
         }
@@ -399,7 +401,7 @@ impl VuClient {
         }
         let Some(url) = url.as_ref() else { return };
         let jar = self.cookies.get_or_insert_with(Box::default);
-        for (_, value) in set_cookies {
+        for value in set_cookies {
             // A malformed cookie is ignored, as browsers do.
             let _ = jar.parse(value, url);
         }

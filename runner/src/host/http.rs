@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::VuState;
 use crate::bindings::http::{Host, HttpError, LeanResponse, Request, Response, Timings};
-use crate::client::{Outgoing, Phases, SendError};
+use crate::client::{Headers, Outgoing, Phases, SendError};
 use crate::limits::{KEPT_RESPONSE_HEADERS, MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
 
@@ -95,10 +95,10 @@ impl PendingResponses {
 /// The headers of the responses `send-lean` returned during the current guest call, newest
 /// last, for `response-headers`. Emptied after every call.
 #[derive(Debug, Default)]
-pub struct HeaderStash(VecDeque<(u64, Vec<(String, String)>)>);
+pub struct HeaderStash(VecDeque<(u64, Headers)>);
 
 impl HeaderStash {
-    fn keep(&mut self, id: u64, headers: Vec<(String, String)>) {
+    fn keep(&mut self, id: u64, headers: Headers) {
         if self.0.len() >= KEPT_RESPONSE_HEADERS {
             self.0.pop_front();
         }
@@ -106,7 +106,7 @@ impl HeaderStash {
     }
 
     fn get(&self, id: u64) -> Vec<(String, String)> {
-        self.0.iter().rev().find(|(kept, _)| *kept == id).map(|(_, headers)| headers.clone()).unwrap_or_default()
+        self.0.iter().rev().find(|(kept, _)| *kept == id).map(|(_, headers)| headers.to_pairs()).unwrap_or_default()
     }
 
     pub(super) fn clear(&mut self) {
@@ -114,8 +114,9 @@ impl HeaderStash {
     }
 }
 
-impl Host for VuState {
-    async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+impl VuState {
+    /// Sends the guest's request and records it: the response, and its headers apart.
+    async fn send_request(&mut self, request: Request) -> Result<(LeanResponse, Headers), HttpError> {
         // Waiting for the run's request-rate ceiling is not part of the request's time.
         self.http.pace().await;
         let started = Instant::now();
@@ -188,10 +189,9 @@ impl Host for VuState {
         } else {
             pending.record_default(&self.recorder);
         }
-        Ok(Response {
+        let response = LeanResponse {
             id,
             status: incoming.status,
-            headers: incoming.headers,
             body: incoming.body,
             elapsed_us,
             timings: Timings {
@@ -199,16 +199,25 @@ impl Host for VuState {
                 waiting_us: phases.waiting_us,
                 receiving_us: phases.receiving_us,
             },
-        })
+            header_count: u32::try_from(incoming.headers.len()).unwrap_or(u32::MAX),
+        };
+        Ok((response, incoming.headers))
+    }
+}
+
+impl Host for VuState {
+    async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        let (response, headers) = self.send_request(request).await?;
+        let LeanResponse { id, status, body, elapsed_us, timings, header_count: _ } = response;
+        Ok(Response { id, status, headers: headers.to_pairs(), body, elapsed_us, timings })
     }
 
     async fn send_lean(&mut self, request: Request) -> Result<LeanResponse, HttpError> {
-        let Response { id, status, headers, body, elapsed_us, timings } = self.send(request).await?;
-        let header_count = u32::try_from(headers.len()).unwrap_or(u32::MAX);
+        let (response, headers) = self.send_request(request).await?;
         if !headers.is_empty() {
-            self.headers.keep(id, headers);
+            self.headers.keep(response.id, headers);
         }
-        Ok(LeanResponse { id, status, body, elapsed_us, timings, header_count })
+        Ok(response)
     }
 
     async fn response_headers(&mut self, id: u64) -> Vec<(String, String)> {
@@ -237,14 +246,19 @@ mod tests {
     #[test]
     fn the_stash_keeps_the_newest_responses_headers_until_cleared() {
         let mut stash = HeaderStash::default();
-        let headers = |i: u64| vec![("x-i".to_owned(), i.to_string())];
+        let headers = |i: u64| {
+            let mut headers = Headers::default();
+            headers.push("x-i", i.to_string().as_bytes());
+            headers
+        };
+        let pairs = |i: u64| vec![("x-i".to_owned(), i.to_string())];
         for i in 0..=KEPT_RESPONSE_HEADERS as u64 {
             stash.keep(i, headers(i));
         }
         assert!(stash.get(0).is_empty(), "the oldest is dropped past the limit");
-        assert_eq!(stash.get(1), headers(1));
-        assert_eq!(stash.get(KEPT_RESPONSE_HEADERS as u64), headers(KEPT_RESPONSE_HEADERS as u64));
-        assert_eq!(stash.get(1), headers(1), "reading does not consume");
+        assert_eq!(stash.get(1), pairs(1));
+        assert_eq!(stash.get(KEPT_RESPONSE_HEADERS as u64), pairs(KEPT_RESPONSE_HEADERS as u64));
+        assert_eq!(stash.get(1), pairs(1), "reading does not consume");
         stash.clear();
         assert!(stash.get(1).is_empty());
     }
