@@ -10,25 +10,28 @@
 pub struct Headers {
     text: String,
     count: usize,
+    /// Whether there is a `set-cookie` header: the cookie jar asks after every response.
+    set_cookie: bool,
 }
 
 impl Headers {
     /// Room for `count` headers of `bytes` name and value bytes in all.
     pub fn with_capacity(count: usize, bytes: usize) -> Self {
-        Self { text: String::with_capacity(bytes + 2 * count), count: 0 }
+        Self { text: String::with_capacity(bytes + 2 * count), count: 0, set_cookie: false }
     }
 
     /// Adds a header as received: the name is lower-cased, a value that is not UTF-8 gets
     /// U+FFFD in place of its invalid bytes, and a value holding CR or LF (which httparse
     /// never gives) has them replaced by spaces so that the lines stay apart.
     pub fn push(&mut self, name: &str, value: &[u8]) {
-        self.text.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.text[start..].make_ascii_lowercase();
+        self.set_cookie |= &self.text[start..] == "set-cookie";
         self.text.push(':');
-        let value = String::from_utf8_lossy(value);
-        if value.contains(['\r', '\n']) {
-            self.text.push_str(&value.replace(['\r', '\n'], " "));
-        } else {
-            self.text.push_str(&value);
+        match std::str::from_utf8(value) {
+            Ok(value) if !value.contains(['\r', '\n']) => self.text.push_str(value),
+            _ => self.text.push_str(&String::from_utf8_lossy(value).replace(['\r', '\n'], " ")),
         }
         self.text.push('\n');
         self.count += 1;
@@ -50,6 +53,11 @@ impl Headers {
     /// The values of every header called `name` (lower case).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
         self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The values of the `set-cookie` headers, without looking when there are none.
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        self.set_cookie.then(|| self.all("set-cookie")).into_iter().flatten()
     }
 
     /// Owned pairs, as the WIT `response` record carries them.
@@ -75,7 +83,9 @@ mod tests {
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))
         );
         assert_eq!(headers.all("set-cookie").collect::<Vec<_>>(), ["a=1; Path=/", "b=2"]);
+        assert_eq!(headers.set_cookies().collect::<Vec<_>>(), ["a=1; Path=/", "b=2"]);
         assert!(Headers::default().is_empty());
+        assert_eq!(Headers::default().set_cookies().count(), 0);
     }
 
     #[test]

@@ -392,7 +392,7 @@ impl VuClient {
     }
 
     fn keep_cookies(&mut self, target: &Target, url: &mut Option<url::Url>, headers: &Headers) {
-        let mut set_cookies = headers.all("set-cookie").peekable();
+        let mut set_cookies = headers.set_cookies().peekable();
         if set_cookies.peek().is_none() {
             return;
         }

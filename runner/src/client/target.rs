@@ -98,12 +98,14 @@ pub fn resolve(base: Option<&BaseUrl>, url: &str) -> Result<Target, UrlError> {
         return Err(UrlError::NoHost(url.to_owned()));
     };
     // The hot path: only the path changes, the origin and `Host` header are the base's.
-    let joined = if url.starts_with('/') || url.is_empty() {
-        format!("{}{url}", base.path)
+    let parsed = if base.path.is_empty() && url.starts_with('/') {
+        PathAndQuery::try_from(url)
+    } else if url.starts_with('/') || url.is_empty() {
+        PathAndQuery::try_from(format!("{}{url}", base.path))
     } else {
-        format!("{}/{url}", base.path)
+        PathAndQuery::try_from(format!("{}/{url}", base.path))
     };
-    let path_and_query = match PathAndQuery::try_from(joined) {
+    let path_and_query = match parsed {
         Ok(pq) if pq.as_str().starts_with('/') => pq,
         _ => return Err(UrlError::Invalid(url.to_owned())),
     };

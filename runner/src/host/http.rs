@@ -220,11 +220,11 @@ impl Host for VuState {
         Ok(response)
     }
 
-    async fn response_headers(&mut self, id: u64) -> Vec<(String, String)> {
+    fn response_headers(&mut self, id: u64) -> Vec<(String, String)> {
         self.headers.get(id)
     }
 
-    async fn report(&mut self, id: u64, outcome: Result<(), String>) {
+    fn report(&mut self, id: u64, outcome: Result<(), String>) {
         self.pending.settle(id, outcome.as_ref().map(|_| ()).map_err(String::as_str), &self.recorder);
     }
 }

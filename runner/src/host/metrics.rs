@@ -10,13 +10,13 @@ use crate::limits::MAX_NAME_BYTES;
 use crate::stats::MetricKind;
 
 impl Host for VuState {
-    async fn check(&mut self, name: String, passed: bool) {
+    fn check(&mut self, name: String, passed: bool) {
         if let Err(message) = self.recorder.check(truncate(&name, MAX_NAME_BYTES), passed) {
             self.recorder.task_error("metrics", &message);
         }
     }
 
-    async fn add(&mut self, name: String, kind: WitKind, value: f64, tags: Vec<(String, String)>) {
+    fn add(&mut self, name: String, kind: WitKind, value: f64, tags: Vec<(String, String)>) {
         let kind = match kind {
             WitKind::Counter => MetricKind::Counter,
             WitKind::Gauge => MetricKind::Gauge,

@@ -6,11 +6,11 @@ use super::VuState;
 use crate::bindings::vu::{Host, LogLevel};
 
 impl Host for VuState {
-    async fn id(&mut self) -> u32 {
+    fn id(&mut self) -> u32 {
         self.id
     }
 
-    async fn iteration(&mut self) -> u64 {
+    fn iteration(&mut self) -> u64 {
         self.iteration
     }
 
@@ -20,15 +20,15 @@ impl Host for VuState {
         self.clock.reset();
     }
 
-    async fn setup_data(&mut self) -> Option<String> {
+    fn setup_data(&mut self) -> Option<String> {
         self.setup_data.as_deref().map(str::to_owned)
     }
 
-    async fn env_vars(&mut self) -> Vec<(String, String)> {
+    fn env_vars(&mut self) -> Vec<(String, String)> {
         self.env.to_vec()
     }
 
-    async fn log(&mut self, level: LogLevel, message: String) {
+    fn log(&mut self, level: LogLevel, message: String) {
         let level = match level {
             LogLevel::Debug => "DEBUG",
             LogLevel::Info => "INFO",
