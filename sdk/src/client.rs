@@ -1,50 +1,95 @@
 //! HTTP requests, performed and timed by the host (Locust `self.client`).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::time::Duration;
 
 use crate::__private::bindings::wasmload::scenario::http as wit;
 
 pub use wit::HttpError;
 
+/// Header strings kept for reuse, at most.
+const SPARE_STRINGS: usize = 32;
+
+/// The buffers of the last request sent, cleared, for the next one to fill (a plan's
+/// instance is one thread). Every request copies its method, URL and headers into strings;
+/// reusing their memory spares the guest's allocator most of its work per request.
+#[derive(Default)]
+struct Spare {
+    request: Option<wit::Request>,
+    strings: Vec<String>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Spare> = RefCell::default();
+}
+
+/// An empty string, with memory a sent request's header left behind when there is one.
+fn spare_string() -> String {
+    SPARE.with(|spare| spare.borrow_mut().strings.pop()).unwrap_or_default()
+}
+
+/// Clears a sent request and keeps it, and its header strings, for the next request.
+fn recycle(mut request: wit::Request) {
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        for (mut name, mut value) in request.headers.drain(..) {
+            if spare.strings.len() + 2 <= SPARE_STRINGS {
+                name.clear();
+                value.clear();
+                spare.strings.push(name);
+                spare.strings.push(value);
+            }
+        }
+        request.method.clear();
+        request.url.clear();
+        request.body = None;
+        request.name = None;
+        request.timeout_ms = None;
+        request.tags.clear();
+        request.catch_response = false;
+        spare.request = Some(request);
+    });
+}
+
 /// Starts a request with any method.
-pub fn request(method: &str, url: impl Into<String>) -> RequestBuilder {
-    RequestBuilder {
-        inner: wit::Request {
-            method: method.to_owned(),
-            url: url.into(),
-            headers: Vec::new(),
-            body: None,
-            name: None,
-            timeout_ms: None,
-            tags: Vec::new(),
-            catch_response: false,
-        },
-    }
+pub fn request(method: &str, url: impl AsRef<str>) -> RequestBuilder {
+    let mut inner = SPARE.with(|spare| spare.borrow_mut().request.take()).unwrap_or_else(|| wit::Request {
+        method: String::new(),
+        url: String::new(),
+        headers: Vec::new(),
+        body: None,
+        name: None,
+        timeout_ms: None,
+        tags: Vec::new(),
+        catch_response: false,
+    });
+    inner.method.push_str(method);
+    inner.url.push_str(url.as_ref());
+    RequestBuilder { inner }
 }
 
 /// `GET url`; `url` is absolute or a path joined to the run's `--host`.
-pub fn get(url: impl Into<String>) -> RequestBuilder {
+pub fn get(url: impl AsRef<str>) -> RequestBuilder {
     request("GET", url)
 }
 
-pub fn post(url: impl Into<String>) -> RequestBuilder {
+pub fn post(url: impl AsRef<str>) -> RequestBuilder {
     request("POST", url)
 }
 
-pub fn put(url: impl Into<String>) -> RequestBuilder {
+pub fn put(url: impl AsRef<str>) -> RequestBuilder {
     request("PUT", url)
 }
 
-pub fn patch(url: impl Into<String>) -> RequestBuilder {
+pub fn patch(url: impl AsRef<str>) -> RequestBuilder {
     request("PATCH", url)
 }
 
-pub fn delete(url: impl Into<String>) -> RequestBuilder {
+pub fn delete(url: impl AsRef<str>) -> RequestBuilder {
     request("DELETE", url)
 }
 
-pub fn head(url: impl Into<String>) -> RequestBuilder {
+pub fn head(url: impl AsRef<str>) -> RequestBuilder {
     request("HEAD", url)
 }
 
@@ -69,8 +114,11 @@ impl RequestBuilder {
         self
     }
 
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.inner.headers.push((name.into(), value.into()));
+    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        let (mut n, mut v) = (spare_string(), spare_string());
+        n.push_str(name.as_ref());
+        v.push_str(value.as_ref());
+        self.inner.headers.push((n, v));
         self
     }
 
@@ -110,7 +158,9 @@ impl RequestBuilder {
     pub fn send(self) -> Result<Response, HttpError> {
         // The headers stay on the host until `header`/`headers` asks for them: lowering them
         // into this instance's memory on every response was 12 % of the runner's CPU.
-        wit::send_lean(&self.inner).map(|inner| Response { inner, headers: OnceCell::new() })
+        let sent = wit::send_lean(&self.inner);
+        recycle(self.inner);
+        sent.map(|inner| Response { inner, headers: OnceCell::new() })
     }
 }
 
@@ -198,10 +248,29 @@ impl Response {
 
 #[cfg(test)]
 mod tests {
-    use super::form_encode;
+    use std::time::Duration;
+
+    use super::{form_encode, recycle, request};
 
     #[test]
     fn form_values_are_percent_encoded() {
         assert_eq!(form_encode("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn a_recycled_request_leaves_nothing_in_the_next_one() {
+        let first = request("POST", "/a")
+            .header("x-a", "1")
+            .name("n")
+            .tag("k", "v")
+            .body("b")
+            .timeout(Duration::from_secs(1))
+            .catch_response();
+        recycle(first.inner);
+        let next = request("GET", String::from("/b")).header("x-b", 2.to_string()).inner;
+        assert_eq!((next.method.as_str(), next.url.as_str()), ("GET", "/b"));
+        assert_eq!(next.headers, [("x-b".to_owned(), "2".to_owned())]);
+        assert_eq!((next.body, next.name, next.timeout_ms, next.catch_response), (None, None, None, false));
+        assert!(next.tags.is_empty());
     }
 }
