@@ -35,7 +35,10 @@ pub fn warn_if_short(users: u32) {
 /// port range; `None` for any other failure.
 pub fn explain_connect_error(e: &io::Error) -> Option<String> {
     match e.raw_os_error()? {
-        libc::EMFILE | libc::ENFILE => {
+        libc::ENFILE => Some(
+            "the system's table of open files is full (fs.file-max; every VU's connection takes an entry)".to_owned(),
+        ),
+        libc::EMFILE => {
             let limit =
                 rlimit::getrlimit(rlimit::Resource::NOFILE).map_or_else(|_| "?".to_owned(), |(s, _)| s.to_string());
             Some(format!(
@@ -64,6 +67,8 @@ mod tests {
     fn connect_failures_from_the_two_limits_are_named_and_others_are_not() {
         let emfile = explain_connect_error(&io::Error::from_raw_os_error(libc::EMFILE)).expect("EMFILE is explained");
         assert!(emfile.contains("ulimit -n"), "{emfile}");
+        let enfile = explain_connect_error(&io::Error::from_raw_os_error(libc::ENFILE)).expect("ENFILE is explained");
+        assert!(enfile.contains("fs.file-max"), "{enfile}");
         let ports = explain_connect_error(&io::Error::from_raw_os_error(libc::EADDRNOTAVAIL)).expect("explained");
         assert!(ports.contains("ip_local_port_range"), "{ports}");
         assert_eq!(explain_connect_error(&io::Error::from_raw_os_error(libc::ECONNREFUSED)), None);
