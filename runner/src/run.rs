@@ -22,7 +22,7 @@ use crate::output::csv::CsvReports;
 use crate::output::history::History;
 use crate::output::monitor::{Monitor, RunnerUsage};
 use crate::output::{console, html, json, k6, starting, summary};
-use crate::plan::{self, Layout, MemoryImages, Reservation};
+use crate::plan::{self, Layout};
 use crate::policy::Policy;
 use crate::stats::{Aggregator, Snapshot};
 use crate::thresholds::{self, Verdict};
@@ -59,17 +59,8 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     }
     crate::open_files::raise();
     let layout = Layout::for_users(requested.load.peak_users());
-    if layout.images == MemoryImages::Copied {
-        console::line(
-            "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
-             many users fit under the kernel's memory-map limit (vm.max_map_count)",
-        );
-    }
-    if layout.reservation == Reservation::Compact {
-        console::line(
-            "Note: reserving 256 MiB of address space for each VU's memory instead of 4 GiB, so that this \
-             many users fit in the process's address space (the plan's code then checks memory bounds)",
-        );
+    for note in layout.notes() {
+        console::line(&note);
     }
     let probe_shared = HostShared {
         // `describe` only declares the plan: it may not send anything.

@@ -9,7 +9,6 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
     text: String,
-    count: usize,
     /// Whether there is a `set-cookie` header: the cookie jar asks after every response.
     set_cookie: bool,
 }
@@ -17,7 +16,7 @@ pub struct Headers {
 impl Headers {
     /// Room for `count` headers of `bytes` name and value bytes in all.
     pub fn with_capacity(count: usize, bytes: usize) -> Self {
-        Self { text: String::with_capacity(bytes + 2 * count), count: 0, set_cookie: false }
+        Self { text: String::with_capacity(bytes + 2 * count), set_cookie: false }
     }
 
     /// Adds a header as received: the name is lower-cased, a value that is not UTF-8 gets
@@ -34,15 +33,15 @@ impl Headers {
             _ => self.text.push_str(&String::from_utf8_lossy(value).replace(['\r', '\n'], " ")),
         }
         self.text.push('\n');
-        self.count += 1;
     }
 
+    /// Headers kept: one line each.
     pub fn len(&self) -> usize {
-        self.count
+        self.text.bytes().filter(|&b| b == b'\n').count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.text.is_empty()
     }
 
     /// `(name, value)` pairs, in order.

@@ -67,30 +67,56 @@ impl Reservation {
 pub struct Layout {
     pub images: MemoryImages,
     pub reservation: Reservation,
+    /// `vm.max_map_count` when the layout was chosen, if it could be read: the choice, the
+    /// warning before the run and every failed VU's message use the same reading.
+    max_maps: Option<u64>,
 }
 
 impl Layout {
     /// Copy-on-write images and full reservations, unless `users` fit only without them.
     pub fn for_users(users: Option<u32>) -> Self {
         let users = users.map_or(0, u64::from);
-        let images = match max_map_count() {
+        let max_maps = max_map_count();
+        let images = match max_maps {
             Some(maps) if users > maps_capacity(maps, MemoryImages::CopyOnWrite) => MemoryImages::Copied,
             _ => MemoryImages::CopyOnWrite,
         };
         let reservation =
             if users > address_capacity(Reservation::Full) { Reservation::Compact } else { Reservation::Full };
-        Self { images, reservation }
+        Self { images, reservation, max_maps }
     }
 
     /// The layout for a process that runs few instances (`build`'s checks).
     pub fn few() -> Self {
-        Self { images: MemoryImages::CopyOnWrite, reservation: Reservation::Full }
+        Self::for_users(Some(1))
+    }
+
+    /// What the user should know about this layout before the run: a line for each choice
+    /// that differs from the default.
+    pub fn notes(self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.images == MemoryImages::Copied {
+            notes.push(
+                "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
+                 many users fit under the kernel's memory-map limit (vm.max_map_count)"
+                    .to_owned(),
+            );
+        }
+        if self.reservation == Reservation::Compact {
+            notes.push(format!(
+                "Note: reserving {} MiB of address space for each VU's memory instead of {} GiB, so that this \
+                 many users fit in the process's address space (the plan's code then checks memory bounds)",
+                COMPACT_RESERVATION >> 20,
+                FULL_RESERVATION >> 30
+            ));
+        }
+        notes
     }
 
     /// The most VUs this layout leaves room for, and which limit sets it.
     pub fn vu_capacity(self) -> (u64, Limit) {
         let address = address_capacity(self.reservation);
-        match max_map_count() {
+        match self.max_maps {
             Some(maps) if maps_capacity(maps, self.images) < address => {
                 (maps_capacity(maps, self.images), Limit::Maps(maps))
             }
