@@ -44,6 +44,8 @@
 #   req/CPU-s   requests / CPU s: the efficiency figure, the one that matters when the load
 #               generator, not the target, is the bottleneck
 #   RSS MiB     the tool's peak resident set size
+#   user us, sys us   the tool's user-space and kernel CPU microseconds per request: which side
+#               of the syscall boundary a difference between the tools is on
 #   ratio       median runner req/CPU-s / median wrk req/CPU-s (1.00 = as efficient as wrk)
 #   KiB/VU      marginal memory per VU: (RSS(1000) - RSS(10)) / 990, (RSS(10000) - RSS(1000)) / 9000
 #               (with the VU counts that actually started, as counted by nginx)
@@ -207,8 +209,8 @@ echo
 
 # --- throughput and CPU ------------------------------------------------------------------
 echo "== Throughput: 50 connections/VUs for $DURATION, $ROUNDS rounds"
-row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s\n' "$@"; }
-row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB"
+row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s %9s %8s\n' "$@"; }
+row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
 declare -A results=()
 for round in $(seq "$ROUNDS"); do
     for tool in "${tools[@]}"; do
@@ -230,23 +232,27 @@ for round in $(seq "$ROUNDS"); do
         rps="$(calc '%.0f' "$m_requests / $m_wall")"
         rpc="$(calc '%.0f' "$m_requests / ($cpu > 0 ? $cpu : 0.01)")"
         rss="$(calc '%.1f' "$m_rss_kib / 1024")"
-        row "$tool" "$round" "$m_requests" "$m_wall" "$rps" "$cpu" "$rpc" "$rss"
-        results[$tool]+="$m_requests $m_wall $rps $cpu $rpc $rss"$'\n'
+        user_us="$(calc '%.2f' "$m_user * 1000000 / ($m_requests > 0 ? $m_requests : 1)")"
+        sys_us="$(calc '%.2f' "$m_sys * 1000000 / ($m_requests > 0 ? $m_requests : 1)")"
+        row "$tool" "$round" "$m_requests" "$m_wall" "$rps" "$cpu" "$rpc" "$rss" "$user_us" "$sys_us"
+        results[$tool]+="$m_requests $m_wall $rps $cpu $rpc $rss $user_us $sys_us"$'\n'
     done
 done
 echo
 echo "Medians"
-row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB"
+row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
 declare -A median_rpc=()
 for tool in "${tools[@]}"; do
     cols=()
-    for c in 1 2 3 4 5 6; do
+    for c in 1 2 3 4 5 6 7 8; do
         cols+=("$(printf '%s' "${results[$tool]}" | awk -v c="$c" 'NF { print $c }' | median)")
     done
     median_rpc[$tool]="${cols[4]}"
     row "$tool" "" "$(calc '%.0f' "${cols[0]}")" "${cols[1]}" "$(calc '%.0f' "${cols[2]}")" "${cols[3]}" \
-        "$(calc '%.0f' "${cols[4]}")" "${cols[5]}"
+        "$(calc '%.0f' "${cols[4]}")" "${cols[5]}" "${cols[6]}" "${cols[7]}"
 done
+echo "user us / sys us: the tool's user-space / kernel CPU microseconds per request (GNU time); the"
+echo "kernel part is mostly the loopback TCP path, which runs nginx's receive side on the sender's core"
 echo "ratio runner/wrk of req/CPU-s: $(calc '%.2f' "${median_rpc[runner]} / ${median_rpc[wrk]}")"
 [[ -n "${median_rpc[nolimits]:-}" ]] &&
     echo "ratio runner/nolimits of req/CPU-s (the guest limits' cost): $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[nolimits]}")"
