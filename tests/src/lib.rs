@@ -44,6 +44,7 @@ pub struct Hit {
 /// - `/status/<code>`: that status;
 /// - `/delay/<ms>`: 200 after `ms` milliseconds;
 /// - `/echo`: 200 with the request's body and content type;
+/// - `/header/<text>`: 200 with `x-echo: <text>`;
 /// - `/redirect-to-metadata`: 302 to the cloud metadata service (169.254.169.254);
 /// - any path listed in `fail`: 500;
 /// - anything else: 200 `ok`.
@@ -186,6 +187,10 @@ async fn answer(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         *response.body_mut() = Full::new(body);
         if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
             response.headers_mut().insert(header::CONTENT_TYPE, kind.clone());
+        }
+    } else if let Some(text) = path.strip_prefix("/header/") {
+        if let Ok(value) = header::HeaderValue::from_str(text) {
+            response.headers_mut().insert("x-echo", value);
         }
     } else if path == "/login" {
         let cookie = format!("session=vu-{}; Path=/", vu.map_or("anon".to_owned(), |v: u32| v.to_string()));

@@ -9,7 +9,7 @@ import traceback
 
 from componentize_py_types import Err
 
-from . import plan
+from . import http, plan
 from .user import RescheduleTask
 from .vu import sleep
 from .wait import WaitTime
@@ -56,6 +56,8 @@ def make_scenario(module):
             return None
         except Exception as e:  # noqa: BLE001 (the scenario's own errors become task errors)
             raise Err(_error(e, name)) from None
+        finally:
+            http.end_of_call()
 
     class Scenario:
         def describe(self):

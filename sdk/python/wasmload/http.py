@@ -1,13 +1,22 @@
-"""`self.client`: Locust's HttpSession API over the runner's `http.send`.
+"""`self.client`: Locust's HttpSession API over the runner's `http.send-lean`.
 
 The runner sends and times every request, so what Python does around a request does not
 change its timing. A request that gets no response (refused, timed out, blocked by the
 run's network policy) does not raise: as in Locust, it returns a response whose
 `status_code` is 0 and whose `error` says why, and the runner records the failure.
+
+A response's headers stay on the host until the scenario reads them: turning every header
+of every response into Python strings cost about 14 % of the CPU of each request.
+The host keeps them for the last 64 responses of the current call into the scenario (a
+task, a hook, setup or teardown), so the SDK fetches, before the 65th request and when the
+call ends, the headers of every response still in use whose headers were not read yet: a
+response kept on the user and read in a later task has its headers, as in Locust.
 """
 
+import collections
 import datetime
 import json as _json
+import weakref
 from urllib.parse import urlencode
 
 from componentize_py_types import Err, Ok
@@ -58,6 +67,27 @@ def _describe(error):
     return f"{_ERRORS.get(type(error), 'failed')}: {error.value}"
 
 
+# How many responses' headers the host keeps during one call (`response-headers` in the WIT).
+_HOST_KEEPS = 64
+# Responses of the current call whose headers are still on the host, oldest first, held
+# weakly: a response nobody refers to any more is not fetched for.
+_unread = collections.deque()
+
+
+def _fetch_unread(keep):
+    """Fetches the headers of the oldest listed responses still in use until at most `keep`
+    are listed."""
+    while len(_unread) > keep:
+        response = _unread.popleft()()
+        if response is not None:
+            response.headers  # noqa: B018 (the property fetches and keeps them)
+
+
+def end_of_call():
+    """Called as each call into the scenario ends, before the host forgets the headers."""
+    _fetch_unread(0)
+
+
 class Response:
     """A response (Locust's `requests`-like response, and its catch_response context)."""
 
@@ -69,11 +99,26 @@ class Response:
         self._in_with = False
         self._outcome = None
         self.status_code = wit.status if wit is not None else 0
-        self.headers = CaseInsensitiveDict(wit.headers if wit is not None else [])
+        self._headers = None
+        if wit is None or wit.header_count == 0:
+            self._headers = CaseInsensitiveDict([])
+        else:
+            _unread.append(weakref.ref(self))
         self.content = bytes(wit.body) if wit is not None else b""
         micros = wit.elapsed_us if wit is not None else 0
         self.elapsed = datetime.timedelta(microseconds=micros)
         self.timings = wit.timings if wit is not None else None
+
+    @property
+    def headers(self):
+        """The response's headers, fetched from the host the first time they are read."""
+        if self._headers is None:
+            self._headers = CaseInsensitiveDict(_http.response_headers(self._id))
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
 
     @property
     def ok(self):
@@ -181,8 +226,10 @@ class HttpSession:
             tags=_pairs(tags),
             catch_response=catch_response,
         )
+        # The host is about to forget the oldest response's headers to keep this one's.
+        _fetch_unread(_HOST_KEEPS - 1)
         try:
-            return Response(url, wit=_http.send(request), catch_response=catch_response)
+            return Response(url, wit=_http.send_lean(request), catch_response=catch_response)
         except Err as e:
             return Response(url, error=_describe(e.value), catch_response=catch_response)
 

@@ -1,7 +1,8 @@
 """Exercises the Python SDK end to end (tests/tests/python.rs): one deterministic task that
 uses JSON, form data, query parameters, headers, tags, catch_response with success() and
-a ResponseError, a refused request, checks, a custom metric, setup/teardown data and a
-task error; plus a second task whose only purpose is its declared weight."""
+a ResponseError, a refused request, checks, a custom metric, setup/teardown data, headers
+read after the host forgot them and a task error; plus a second task whose only purpose is
+its declared weight."""
 
 from wasmload import (
     HttpSession,
@@ -34,7 +35,8 @@ class Features(HttpUser):
         HttpSession().get("/teardown", headers={"x-setup": data["token"]})
 
     def on_start(self):
-        self.client.post("/login", data={"user": f"vu{vu_id()}", "password": "s e/cret"})
+        # Kept on the user: its headers are read in later tasks, after the host forgot them.
+        self.login = self.client.post("/login", data={"user": f"vu{vu_id()}", "password": "s e/cret"})
 
     @task(1000000)
     def journey(self):
@@ -48,6 +50,17 @@ class Features(HttpUser):
         )
         check("echo returns the JSON", response.ok and response.json() == sent)
         check("headers are case-insensitive", response.headers["Content-Type"] == "application/json")
+        check(
+            "a response kept from on_start still has its headers",
+            self.login.headers.get("set-cookie", "").startswith("session=vu-"),
+        )
+        if iteration() == 0:
+            # More responses in one task than the host keeps headers for (64).
+            first = self.client.get("/header/first", name="/header")
+            for i in range(70):
+                last = self.client.get(f"/header/{i}", name="/header")
+            check("the first and last of 71 responses have their headers",
+                  first.headers.get("x-echo") == "first" and last.headers.get("x-echo") == "69")
         ECHO_MS.add(response.elapsed.total_seconds() * 1000, tags={"page": "echo"})
 
         with self.client.get("/status/404", catch_response=True) as response:
