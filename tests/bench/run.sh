@@ -25,6 +25,9 @@
 #     to start, S s after the first` gives how many started, how many failed and how long
 #     starting them all took. Peak RSS / running VUs is printed as a cross-check of the memory
 #     table (it includes the runner's fixed cost, so it is a little above the marginal KiB/VU).
+#     Then the floor under it: tests/bench/connect_floor.c, a C program on core 1 opening as
+#     many blocking connections to nginx one by one, alone and with one request each (run
+#     first of all, before other parts leave sockets in TIME_WAIT).
 #   * Many VUs: MANY_VUS idle VUs (probe with PROBE_QUIET=1: its task sends nothing, then
 #     the 10-minute wait) all requested at once, for 30 s: start time from the runner's
 #     stderr, peak RSS, and PSS, page tables and memory maps sampled 1 s after the last VU
@@ -207,6 +210,29 @@ echo "runner:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unkno
 echo "target:  nginx, 1 worker on core 0, $base/ (200 \"ok\"); load generators on core 1"
 echo
 
+# --- the kernel's floor under the start time -----------------------------------------------
+# Before anything else connects: a C program on core 1 opening START_VUS connections to nginx
+# one by one (tests/bench/connect_floor.c), then again with a request each. Sockets left in
+# TIME_WAIT by earlier runs make its connects (the kernel's search for a free local port)
+# several times dearer, so their number is printed with it. Shown in the start-time part.
+floor_lines=()
+if (( START_VUS > 0 )); then
+    if command -v cc >/dev/null && cc -O2 -o "$tmp/connect_floor" "$root/tests/bench/connect_floor.c" 2>"$tmp/cc.err"; then
+        waiting="?"
+        if command -v ss >/dev/null; then waiting="$(ss -tan state time-wait | tail -n +2 | wc -l)"; fi
+        for mode in connect request; do
+            line="$( (ulimit -n "$(ulimit -Hn)"; taskset -c 1 "$tmp/connect_floor" "$PORT" "$START_VUS" "$mode") 2>&1 | tail -n 1)"
+            floor_lines+=("$(printf 'floor, %-8s %s' "$mode:" "$line")")
+        done
+        floor_lines+=("floor: what the kernel alone charges core 1 for $START_VUS blocking connections to nginx"
+            "(connect), and for each also sending GET / and reading the response (request), from a C"
+            "program (tests/bench/connect_floor.c) run before the benchmark's other parts, with $waiting"
+            "sockets in TIME_WAIT on the machine.")
+    else
+        floor_lines+=("floor: skipped (no C compiler: cc)")
+    fi
+fi
+
 # --- throughput and CPU ------------------------------------------------------------------
 echo "== Throughput: 50 connections/VUs for $DURATION, $ROUNDS rounds"
 row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s %9s %8s\n' "$@"; }
@@ -351,6 +377,7 @@ if (( START_VUS > 0 )); then
     echo "later VUs start, on the same core (the benchmark's figure); none = PROBE_QUIET=1, the VUs"
     echo "only instantiate and run on_start (what starting alone costs). nginx: requests served."
     echo "KiB/VU: peak RSS / running VUs, the runner's fixed memory included."
+    printf '%s\n' "${floor_lines[@]}"
     echo
 fi
 

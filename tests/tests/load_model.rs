@@ -48,17 +48,25 @@ fn constant_wait_spaces_each_users_tasks() {
 #[test]
 fn users_that_give_their_stack_back_during_long_waits_keep_working() {
     let server = Server::start();
-    // A wait of 1 s or more releases the VU's host stack; each later task runs on fresh pages.
+    // A wait of 1 s or more releases the VU's host stack and its connection's read buffer;
+    // each later task runs on fresh stack pages and a read buffer another VU of the thread
+    // may have used before (the probe checks every status and body).
     let run = Runner::run(guests::PROBE)
         .host(&server)
         .env("PROBE_WAIT", "constant:1000")
         .env("PROBE_LOGIN", "1")
+        .env("PROBE_METRICS", "1")
         .args(&["-u", "20", "-r", "100", "--iterations", "3"])
         .finish(LIMIT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let report = run.report();
     assert_eq!(report["aggregated"]["requests"], 20 * 4, "{}", run.stdout);
     assert_eq!(report["aggregated"]["failures"], 0, "{}", run.stdout);
+    let checks = report["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 2, "status and body checks: {checks:?}");
+    for check in checks {
+        assert_eq!((check["passes"].as_u64(), check["fails"].as_u64()), (Some(60), Some(0)), "{check}");
+    }
     let mut per_vu: BTreeMap<u32, Vec<Duration>> = BTreeMap::new();
     for hit in server.hits().into_iter().filter(|h| h.path == "/") {
         let vu = hit.vu.expect("x-vu header");

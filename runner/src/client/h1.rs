@@ -20,7 +20,7 @@ use super::Headers;
 use crate::limits::{MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS};
 
 /// First size of a connection's read buffer; it grows for long heads and large bodies.
-const READ_BUFFER: usize = 4096;
+pub(super) const READ_BUFFER: usize = 4096;
 /// The most read at once while receiving a large body.
 const BODY_READ: usize = 64 * 1024;
 
@@ -167,10 +167,11 @@ impl Conn {
         self.reusable
     }
 
-    /// Frees the read buffer (a VU about to wait a long time); the next exchange makes a new one.
+    /// Gives the read buffer up (a VU about to wait a long time) to the thread's spares; the
+    /// next exchange takes one back.
     pub fn release(&mut self) {
         if self.start == self.end {
-            self.buf = Vec::new();
+            super::buffers::put(std::mem::take(&mut self.buf));
             self.start = 0;
             self.end = 0;
         }
@@ -281,6 +282,9 @@ impl Conn {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+        if self.buf.is_empty() && want <= READ_BUFFER {
+            self.buf = super::buffers::take();
         }
         if self.buf.len() - self.end < want {
             let size = (self.end + want).max(READ_BUFFER).next_power_of_two();

@@ -3,6 +3,7 @@
 //! with the VU's own cookie jar. Times every request from before connecting to the last
 //! body byte. The wire protocol is in `h1`, driven by the VU's own task.
 
+mod buffers;
 mod h1;
 mod headers;
 mod policy;
