@@ -64,6 +64,7 @@
 #   MANY_VUS=100000   idle VUs without connections in one process (0 skips it; needs
 #                     vm.max_map_count of 7 per VU and about 64 KiB of free memory per VU)
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
+#   PACED_VUS=500     VUs of the paced part, each waiting about 1 s between requests (0 skips it)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
@@ -79,6 +80,7 @@ MEMORY_MAX="${MEMORY_MAX:-10000}"
 START_VUS="${START_VUS:-10000}"
 MANY_VUS="${MANY_VUS:-100000}"
 FLAT="${FLAT:-1}"
+PACED_VUS="${PACED_VUS:-500}"
 # NO_LIMITS=1 adds "nolimits": the same runner with WASMLOAD_BENCH_NO_LIMITS=1 (no epoch
 # interruption, no memory limiter), to show what the guest limits cost.
 NO_LIMITS="${NO_LIMITS:-0}"
@@ -430,6 +432,32 @@ if (( MANY_VUS > 0 )); then
         echo "$(ulimit -Hn) files here (ulimit -Hn); a connection per VU needs a hard limit above the VU count"
         echo "and more than one target port (about 28,000 local ports per target address and port)."
     fi
+    echo
+fi
+
+# --- paced requests ------------------------------------------------------------------------
+# What a request costs when VUs wait between requests, as Locust and k6 scenarios do: a wait
+# of 1 s or more makes each VU give its host stack's pages and its read buffer back first
+# (limits::RELEASE_STACK_BEFORE_WAIT), 990 ms does not; and nginx idles between requests.
+if (( PACED_VUS > 0 )); then
+    echo "== Paced: $PACED_VUS VUs, each waiting between its requests, for 20 s"
+    prow() { printf '%-8s %9s %8s %8s %8s\n' "$@"; }
+    prow wait requests "wall s" "CPU s" "us/req"
+    for wait in 990 1000; do
+        name="paced-$wait"
+        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+            -u "$PACED_VUS" -r 1000000 -t 20s --stop-timeout 1s -q --env "PROBE_WAIT=constant:$wait"
+        if (( m_status != 0 )); then
+            echo "paced runner ($wait ms) failed (exit $m_status):" >&2
+            cat "$tmp/$name.err" >&2
+            exit 1
+        fi
+        cpu="$(calc '%.2f' "$m_user + $m_sys")"
+        prow "$wait ms" "$m_requests" "$m_wall" "$cpu" "$(calc '%.1f' "($m_user + $m_sys) * 1000000 / $m_requests")"
+    done
+    echo "us/req: the run's CPU (starting and stopping the VUs included) / requests nginx served. At"
+    echo "1000 ms each VU releases its host stack and read buffer before every wait; at 990 ms it keeps"
+    echo "them. Compare a request in the tight loop of the throughput part (user us + sys us)."
     echo
 fi
 
