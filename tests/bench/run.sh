@@ -199,6 +199,15 @@ sample_pss() {
 }
 
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# per_request_us SECONDS: microseconds per request of the last measure (0 requests count as 1).
+per_request_us() { calc '%.2f' "$1 * 1000000 / ($m_requests > 0 ? $m_requests : 1)"; }
+# must_succeed NAME WHAT: stops the benchmark, with the run's stderr, if the last measure failed.
+must_succeed() {
+    (( m_status == 0 )) && return 0
+    echo "$2 failed (exit $m_status):" >&2
+    cat "$tmp/$1.err" >&2
+    exit 1
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # --- machine facts -----------------------------------------------------------------------
@@ -251,17 +260,13 @@ for round in $(seq "$ROUNDS"); do
             baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" "${baseline_flags[@]}" --host "$base" \
                 -u 50 -r 1000 -t "$DURATION" -q ;;
         esac
-        if (( m_status != 0 )); then
-            echo "$tool round $round failed (exit $m_status):" >&2
-            cat "$tmp/$tool-$round.err" >&2
-            exit 1
-        fi
+        must_succeed "$tool-$round" "$tool round $round"
         cpu="$(calc '%.2f' "$m_user + $m_sys")"
         rps="$(calc '%.0f' "$m_requests / $m_wall")"
         rpc="$(calc '%.0f' "$m_requests / ($cpu > 0 ? $cpu : 0.01)")"
         rss="$(calc '%.1f' "$m_rss_kib / 1024")"
-        user_us="$(calc '%.2f' "$m_user * 1000000 / ($m_requests > 0 ? $m_requests : 1)")"
-        sys_us="$(calc '%.2f' "$m_sys * 1000000 / ($m_requests > 0 ? $m_requests : 1)")"
+        user_us="$(per_request_us "$m_user")"
+        sys_us="$(per_request_us "$m_sys")"
         row "$tool" "$round" "$m_requests" "$m_wall" "$rps" "$cpu" "$rpc" "$rss" "$user_us" "$sys_us"
         results[$tool]+="$m_requests $m_wall $rps $cpu $rpc $rss $user_us $sys_us"$'\n'
     done
@@ -447,13 +452,9 @@ if (( PACED_VUS > 0 )); then
         name="paced-$wait"
         measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u "$PACED_VUS" -r 1000000 -t 20s --stop-timeout 1s -q --env "PROBE_WAIT=constant:$wait"
-        if (( m_status != 0 )); then
-            echo "paced runner ($wait ms) failed (exit $m_status):" >&2
-            cat "$tmp/$name.err" >&2
-            exit 1
-        fi
+        must_succeed "$name" "paced runner ($wait ms)"
         cpu="$(calc '%.2f' "$m_user + $m_sys")"
-        prow "$wait ms" "$m_requests" "$m_wall" "$cpu" "$(calc '%.1f' "($m_user + $m_sys) * 1000000 / $m_requests")"
+        prow "$wait ms" "$m_requests" "$m_wall" "$cpu" "$(per_request_us "$cpu")"
     done
     echo "us/req: the run's CPU (starting and stopping the VUs included) / requests nginx served. At"
     echo "1000 ms each VU releases its host stack and read buffer before every wait; at 990 ms it keeps"
@@ -473,11 +474,7 @@ if [[ "$FLAT" != 0 ]]; then
         name="flat-$expected"
         measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u 50 -r 1000 --iterations "$iterations" -q --json "$tmp/$name.json"
-        if (( m_status != 0 )); then
-            echo "runner with $expected requests failed (exit $m_status):" >&2
-            cat "$tmp/$name.err" >&2
-            exit 1
-        fi
+        must_succeed "$name" "runner with $expected requests"
         reported="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["aggregated"]["requests"])' \
             "$tmp/$name.json")"
         flat_rss[$expected]="$m_rss_kib"

@@ -83,4 +83,13 @@ mod tests {
         assert_eq!(on_disk(&["python/wasmload", "python/locust"], ".py"), embedded(PYTHON));
         assert_eq!(on_disk(&["js", "js/k6", "js/lib"], ".js"), embedded(JS));
     }
+
+    /// The Python SDK fetches a response's headers before the host forgets them, so it must
+    /// count as many responses as the host keeps.
+    #[test]
+    fn the_python_sdk_knows_how_many_responses_headers_the_host_keeps() {
+        let http = PYTHON.iter().find(|(p, _)| *p == "python/wasmload/http.py").expect("http.py").1;
+        let line = format!("\n_HOST_KEEPS = {}\n", crate::limits::KEPT_RESPONSE_HEADERS);
+        assert!(http.contains(&line), "http.py must say{line}");
+    }
 }

@@ -67,7 +67,8 @@ def _describe(error):
     return f"{_ERRORS.get(type(error), 'failed')}: {error.value}"
 
 
-# How many responses' headers the host keeps during one call (`response-headers` in the WIT).
+# How many responses' headers the host keeps during one call (`response-headers` in the WIT;
+# the runner's `limits::KEPT_RESPONSE_HEADERS`, which a runner test holds this to).
 _HOST_KEEPS = 64
 # Responses of the current call whose headers are still on the host, oldest first, held
 # weakly: a response nobody refers to any more is not fetched for.
