@@ -64,7 +64,8 @@
 #   MANY_VUS=100000   idle VUs without connections in one process (0 skips it; needs
 #                     vm.max_map_count of 7 per VU and about 64 KiB of free memory per VU)
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
-#   PACED_VUS=500     VUs of the paced part, each waiting about 1 s between requests (0 skips it)
+#   PACED_VUS=500     VUs of the paced part, each waiting about 1 s between requests, for 2 s
+#                     and for 22 s (0 skips it)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
@@ -445,20 +446,32 @@ fi
 # of 1 s or more makes each VU give its host stack's pages and its read buffer back first
 # (limits::RELEASE_STACK_BEFORE_WAIT), 990 ms does not; and nginx idles between requests.
 if (( PACED_VUS > 0 )); then
-    echo "== Paced: $PACED_VUS VUs, each waiting between its requests, for 20 s"
-    prow() { printf '%-8s %9s %8s %8s %8s\n' "$@"; }
-    prow wait requests "wall s" "CPU s" "us/req"
+    echo "== Paced: $PACED_VUS VUs, each waiting between its requests, for 2 s and for 22 s"
+    prow() { printf '%-8s %9s %8s %8s %8s %9s\n' "$@"; }
+    prow wait requests "wall s" "CPU s" "us/req" "marginal"
     for wait in 990 1000; do
-        name="paced-$wait"
-        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
-            -u "$PACED_VUS" -r 1000000 -t 20s --stop-timeout 1s -q --env "PROBE_WAIT=constant:$wait"
-        must_succeed "$name" "paced runner ($wait ms)"
-        cpu="$(calc '%.2f' "$m_user + $m_sys")"
-        prow "$wait ms" "$m_requests" "$m_wall" "$cpu" "$(per_request_us "$cpu")"
+        declare -A paced_cpu=() paced_requests=()
+        for secs in 2 22; do
+            name="paced-$wait-$secs"
+            measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+                -u "$PACED_VUS" -r 1000000 -t "${secs}s" --stop-timeout 1s -q --env "PROBE_WAIT=constant:$wait"
+            must_succeed "$name" "paced runner ($wait ms, $secs s)"
+            paced_cpu[$secs]="$(calc '%.2f' "$m_user + $m_sys")"
+            paced_requests[$secs]="$m_requests"
+        done
+        extra=$((paced_requests[22] - paced_requests[2]))
+        marginal="-"
+        if (( extra > 0 )); then
+            marginal="$(calc '%.1f' "(${paced_cpu[22]} - ${paced_cpu[2]}) * 1000000 / $extra")"
+        fi
+        prow "$wait ms" "${paced_requests[22]}" "$m_wall" "${paced_cpu[22]}" "$(per_request_us "${paced_cpu[22]}")" \
+            "$marginal"
     done
-    echo "us/req: the run's CPU (starting and stopping the VUs included) / requests nginx served. At"
-    echo "1000 ms each VU releases its host stack and read buffer before every wait; at 990 ms it keeps"
-    echo "them. Compare a request in the tight loop of the throughput part (user us + sys us)."
+    echo "us/req: the 22 s run's CPU (starting and stopping the VUs included) / requests nginx served."
+    echo "marginal: the CPU the 20 s more cost / the requests they added, which leaves starting and"
+    echo "stopping out. At 1000 ms each VU releases its host stack and read buffer before every wait;"
+    echo "at 990 ms it keeps them. Compare a request in the tight loop of the throughput part (user us"
+    echo "+ sys us)."
     echo
 fi
 
