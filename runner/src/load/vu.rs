@@ -19,7 +19,7 @@ use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::{GuestClock, VuState};
 use crate::limits::RELEASE_STACK_BEFORE_WAIT;
-use crate::plan::{VuStack, new_store};
+use crate::plan::{Limit, VuStack, new_store};
 
 /// A live instance of the plan for one VU.
 struct Instance {
@@ -29,6 +29,42 @@ struct Instance {
     stack: VuStack,
     /// The guest's compute time (shared with the store's data).
     clock: GuestClock,
+    /// Counts the instance against the process's capacity (dropped after the store).
+    _room: Room,
+}
+
+/// VU instances alive in this process: each holds a few of the kernel's memory maps.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// One VU instance's share of the kernel's memory-map limit (`Layout::vu_capacity`).
+///
+/// The kernel refuses a new instance's mappings once the process has `vm.max_map_count`,
+/// but so close to it the runner's own memory can fail too (malloc, or wasmtime splitting a
+/// mapping to unmap a failed instance, which it cannot survive), all the more as stacks
+/// carved from arenas leave a VU only two maps. So VUs past the layout's capacity are
+/// refused here, before any is made.
+struct Room;
+
+impl Room {
+    /// A place for one more instance, or why there is none.
+    fn take(ctx: &VuContext) -> Result<Room, String> {
+        let alive = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        let room = Room;
+        // The address-space limit is the kernel's alone to enforce: running out of it does
+        // not stop the runner's own memory.
+        match ctx.plan.layout.vu_capacity() {
+            (capacity, limit @ Limit::Maps(_)) if alive >= capacity => {
+                Err(format!("cannot create a VU: about {capacity} VUs fit {}", limit.explain()))
+            }
+            _ => Ok(room),
+        }
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        INSTANCES.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why the VU loop ended.
@@ -134,7 +170,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let state = instance.store.data_mut();
         state.iteration = done;
         state.late_by_us = due.map(|due| u64::try_from(started.duration_since(due).as_micros()).unwrap_or(u64::MAX));
-        let Instance { store, guest, stack, clock } = &mut instance;
+        let Instance { store, guest, stack, clock, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
         let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
         instance.store.data_mut().settle_pending();
@@ -173,7 +209,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
     };
     if let Ended::Normally = ended {
-        let Instance { store, guest, stack, clock } = &mut instance;
+        let Instance { store, guest, stack, clock, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_on_stop(&mut *store);
         let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
         store.data_mut().settle_pending();
@@ -186,6 +222,14 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
 /// Instantiates the plan and runs `on-start`. `None` when either failed (recorded and
 /// counted as a user that failed to start) or the VU was killed meanwhile.
 async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> Option<Instance> {
+    let room = match Room::take(ctx) {
+        Ok(room) => room,
+        Err(message) => {
+            ctx.recorder.task_error("instantiate", &message);
+            ctx.population.failed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    };
     let mut state = VuState::new(id, &ctx.shared, ctx.recorder.clone());
     state.scenario = ctx.scenario.clone();
     let mut store = new_store(&ctx.plan.engine, state);
@@ -204,7 +248,7 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
     let result = unless_killed(phase, guest_call(&mut stack, &clock, call)).await?;
     store.data_mut().settle_pending();
     if report_hook(ctx, "on_start", Some(result)) {
-        Some(Instance { store, guest, stack, clock })
+        Some(Instance { store, guest, stack, clock, _room: room })
     } else {
         // A user whose `on_start` fails does not run (as in Locust).
         ctx.population.failed.fetch_add(1, Ordering::Relaxed);

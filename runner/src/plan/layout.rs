@@ -2,8 +2,11 @@
 //! under two kernel limits, and what to say when they do not:
 //!
 //! - memory maps (`vm.max_map_count`, 65,530 by default): each VU's instance costs a few.
-//!   Copy-on-write memory images cost two more per VU than copying the image into each VU's
-//!   memory, so when the users fit only without them, the runner copies instead.
+//!   A host stack mapped on its own costs three more per VU than one carved from a shared
+//!   arena (`stack_arena`), which keeps a page-table page per idle VU instead (4 KiB), and
+//!   copy-on-write memory images cost two more than copying the image into each VU's memory
+//!   (about 20 KiB more per VU). So when the users do not fit, the runner first carves
+//!   stacks, then also copies images.
 //! - address space (128 TiB for a 64-bit Linux process): by default wasmtime reserves 4 GiB
 //!   plus a 32 MiB guard for every linear memory, so that compiled code needs no bounds
 //!   checks; that fills the address space at about 32,000 VUs (measured: 32,232 started, the
@@ -27,14 +30,29 @@ pub enum MemoryImages {
     Copied,
 }
 
-impl MemoryImages {
-    /// Memory maps one VU costs, measured for a Rust plan (marginal maps between 1,000 and
-    /// 5,000 idle VUs: 6.86 with copy-on-write, 4.93 copied), rounded up.
-    pub fn maps_per_vu(self) -> u64 {
-        match self {
-            MemoryImages::CopyOnWrite => 7,
-            MemoryImages::Copied => 5,
-        }
+/// Where a VU's host stack lives (`plan::stacks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackMaps {
+    /// A mapping of its own, guard page by `mprotect`: two memory maps per VU (and a third
+    /// where it splits a neighbour), and an idle VU's stack keeps no page tables.
+    Own,
+    /// Carved from an arena, guard page by `MADV_GUARD_INSTALL` (Linux 6.13+): no memory
+    /// map, but the guard keeps a 4 KiB page-table page per VU (measured: 12.1 against 8.2
+    /// KiB of page tables per idle VU).
+    Carved,
+}
+
+/// Memory maps one VU costs, measured for a Rust plan (marginal maps between 1,000 and
+/// 3,000 or 5,000 idle VUs: 6.99 and 4.02 with copy-on-write, own and carved stacks; 4.93
+/// and 1.93 copied), rounded up. Carved, a VU leaves no spare maps when the kernel refuses
+/// it, and the runner's own maps grow with the VUs (arenas, heap: 40,560 maps for 20,000
+/// copied VUs with carved stacks), so those two are rounded up by one more.
+fn maps_per_vu(images: MemoryImages, stacks: StackMaps) -> u64 {
+    match (images, stacks) {
+        (MemoryImages::CopyOnWrite, StackMaps::Own) => 7,
+        (MemoryImages::CopyOnWrite, StackMaps::Carved) => 5,
+        (MemoryImages::Copied, StackMaps::Own) => 5,
+        (MemoryImages::Copied, StackMaps::Carved) => 3,
     }
 }
 
@@ -66,6 +84,7 @@ impl Reservation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     pub images: MemoryImages,
+    pub stacks: StackMaps,
     pub reservation: Reservation,
     /// `vm.max_map_count` when the layout was chosen, if it could be read: the choice, the
     /// warning before the run and every failed VU's message use the same reading.
@@ -73,17 +92,33 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Copy-on-write images and full reservations, unless `users` fit only without them.
+    /// Copy-on-write images, own stacks and full reservations, unless `users` fit only
+    /// without them.
     pub fn for_users(users: Option<u32>) -> Self {
+        Self::choose(users, max_map_count(), super::stack_arena::guards_supported(page_size()))
+    }
+
+    /// The layout for `users` under `max_maps`, where stacks can be carved or not.
+    fn choose(users: Option<u32>, max_maps: Option<u64>, can_carve: bool) -> Self {
         let users = users.map_or(0, u64::from);
-        let max_maps = max_map_count();
-        let images = match max_maps {
-            Some(maps) if users > maps_capacity(maps, MemoryImages::CopyOnWrite) => MemoryImages::Copied,
-            _ => MemoryImages::CopyOnWrite,
+        let mut choices = vec![(MemoryImages::CopyOnWrite, StackMaps::Own)];
+        if can_carve {
+            choices.push((MemoryImages::CopyOnWrite, StackMaps::Carved));
+        }
+        choices.push((MemoryImages::Copied, if can_carve { StackMaps::Carved } else { StackMaps::Own }));
+        let fits = |&(images, stacks): &(MemoryImages, StackMaps)| {
+            max_maps.is_none_or(|maps| users <= maps_capacity(maps, images, stacks))
         };
+        // The first that fits, or the one that fits the most.
+        let (images, stacks) = choices
+            .iter()
+            .copied()
+            .find(fits)
+            .or(choices.last().copied())
+            .unwrap_or((MemoryImages::CopyOnWrite, StackMaps::Own));
         let reservation =
             if users > address_capacity(Reservation::Full) { Reservation::Compact } else { Reservation::Full };
-        Self { images, reservation, max_maps }
+        Self { images, stacks, reservation, max_maps }
     }
 
     /// The layout for a process that runs few instances (`build`'s checks).
@@ -95,6 +130,13 @@ impl Layout {
     /// that differs from the default.
     pub fn notes(self) -> Vec<String> {
         let mut notes = Vec::new();
+        if self.stacks == StackMaps::Carved {
+            notes.push(
+                "Note: carving VU stacks from shared mappings (4 KiB more page tables per VU), so that this many \
+                 users fit under the kernel's memory-map limit (vm.max_map_count)"
+                    .to_owned(),
+            );
+        }
         if self.images == MemoryImages::Copied {
             notes.push(
                 "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
@@ -117,8 +159,8 @@ impl Layout {
     pub fn vu_capacity(self) -> (u64, Limit) {
         let address = address_capacity(self.reservation);
         match self.max_maps {
-            Some(maps) if maps_capacity(maps, self.images) < address => {
-                (maps_capacity(maps, self.images), Limit::Maps(maps))
+            Some(maps) if maps_capacity(maps, self.images, self.stacks) < address => {
+                (maps_capacity(maps, self.images, self.stacks), Limit::Maps(maps))
             }
             _ => (address, Limit::AddressSpace(self.reservation.per_vu())),
         }
@@ -165,8 +207,15 @@ const ADDRESS_SPACE: u64 = 126 << 40;
 const RUNNER_MAPS: u64 = 200;
 
 /// VUs that fit in `maps` memory maps, leaving room for the runner's own.
-fn maps_capacity(maps: u64, images: MemoryImages) -> u64 {
-    maps.saturating_sub(RUNNER_MAPS) / images.maps_per_vu()
+fn maps_capacity(maps: u64, images: MemoryImages, stacks: StackMaps) -> u64 {
+    maps.saturating_sub(RUNNER_MAPS) / maps_per_vu(images, stacks)
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code)]
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
 /// VUs whose memories fit in the address space.
@@ -197,10 +246,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capacity_leaves_room_for_the_runner_and_copying_fits_more() {
-        assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite), 9_332);
-        assert_eq!(maps_capacity(65_530, MemoryImages::Copied), 13_066);
-        assert_eq!(maps_capacity(100, MemoryImages::Copied), 0);
+    fn capacity_leaves_room_for_the_runner_and_carving_and_copying_fit_more() {
+        assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Own), 9_332);
+        assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Carved), 13_066);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Own), 13_066);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Carved), 21_776);
+        assert_eq!(maps_capacity(100, MemoryImages::Copied, StackMaps::Carved), 0);
+    }
+
+    #[test]
+    fn stacks_are_carved_before_images_are_copied() {
+        let maps = Some(65_530);
+        let at = |users: u32, can_carve| {
+            let l = Layout::choose(Some(users), maps, can_carve);
+            (l.images, l.stacks)
+        };
+        use MemoryImages::{Copied, CopyOnWrite};
+        use StackMaps::{Carved, Own};
+        assert_eq!(at(9_332, true), (CopyOnWrite, Own));
+        assert_eq!(at(9_333, true), (CopyOnWrite, Carved));
+        assert_eq!(at(13_066, true), (CopyOnWrite, Carved));
+        assert_eq!(at(13_067, true), (Copied, Carved));
+        assert_eq!(at(100_000, true), (Copied, Carved), "the most that fits when none does");
+        assert_eq!(at(9_333, false), (Copied, Own), "without guard regions only copying helps");
+        assert_eq!(Layout::choose(Some(1_000_000), None, true).stacks, Own, "no limit known: the default");
     }
 
     #[test]

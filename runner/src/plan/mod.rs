@@ -5,6 +5,7 @@
 mod cache;
 mod check;
 mod layout;
+mod stack_arena;
 mod stacks;
 
 use std::path::Path;
@@ -18,7 +19,7 @@ use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
 use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
-pub use layout::{Layout, MemoryImages, instantiation_error};
+pub use layout::{Layout, Limit, MemoryImages, StackMaps, instantiation_error};
 pub use stacks::VuStack;
 
 /// A compiled, linked plan ready to instantiate once per VU.
@@ -60,7 +61,7 @@ pub fn engine(layout: Layout, plan_size: u64) -> anyhow::Result<Engine> {
     if let Some(bytes) = layout.reservation.bytes() {
         config.memory_reservation(bytes);
     }
-    config.with_host_stack(Arc::new(stacks::Stacks));
+    config.with_host_stack(Arc::new(stacks::Stacks { carve: layout.stacks == StackMaps::Carved }));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))
 }
 

@@ -4,10 +4,16 @@
 //! between calls. Guest code plus the host's HTTP path touch 12-16 KiB of that stack (40 KiB
 //! before the connect future was boxed, see `client`; measured with `mincore`), and those
 //! pages would stay resident for the life of the VU: with thousands of VUs sitting in long
-//! wait times, stacks were a third of the runner's memory. These stacks are ordinary
-//! guarded `mmap`s like wasmtime's own, but each one is shared (`Arc`) with the VU that uses
-//! it, so the VU can drop the stack's pages (`madvise(MADV_DONTNEED)`) before a long wait.
-//! The next call faults them back in, zeroed.
+//! wait times, stacks were a third of the runner's memory. These stacks are guarded like
+//! wasmtime's own (each its own mapping, or carved from shared arenas when the kernel's map
+//! limit binds: `stack_arena`, `layout`), but each one is shared
+//! (`Arc`) with the VU that uses it, so the VU can drop the stack's pages
+//! (`madvise(MADV_DONTNEED)`) before a long wait. The next call faults them back in, zeroed.
+//!
+//! Lending one resident stack to whichever VU runs next would save those faults, but cannot
+//! work with wasmtime 48: it reads a custom stack's range once, when the store first makes
+//! its fiber stack (`FiberStack::from_custom`), and the store keeps that stack for life, so a
+//! store's stack cannot move (tried: the second call of a VU given another's stack crashed).
 //!
 //! A stack is matched to its VU by the thread it was made on: wasmtime creates a store's
 //! stack synchronously inside the first poll of that store's first call, on the worker
@@ -21,23 +27,33 @@ use std::sync::Arc;
 
 use wasmtime::{StackCreator, StackMemory};
 
+use super::stack_arena;
+
 /// Makes the fiber stacks of every store of the engine.
 #[derive(Debug)]
-pub struct Stacks;
+pub struct Stacks {
+    /// Carve stacks from arenas (`Layout::stacks`) where the kernel allows.
+    pub carve: bool,
+}
 
-/// One stack mapping: a guard page at the bottom, then the usable stack.
+/// One stack: a guard page at the bottom, then the usable stack. Carved from an arena
+/// (`stack_arena`) when the layout asks and the kernel allows, else a mapping of its own.
 #[derive(Debug)]
 struct Region {
     base: usize,
     len: usize,
     page: usize,
+    carved: bool,
 }
 
 impl Region {
-    fn new(size: usize) -> anyhow::Result<Self> {
+    fn new(size: usize, carve: bool) -> anyhow::Result<Self> {
         let page = page_size();
         let usable = size.div_ceil(page).max(1) * page;
         let len = usable + page;
+        if carve && let Some(base) = stack_arena::take(len, page)? {
+            return Ok(Self { base, len, page, carved: true });
+        }
         // SAFETY: a fresh private anonymous mapping at an address of the kernel's choice.
         let base = unsafe {
             libc::mmap(std::ptr::null_mut(), len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
@@ -45,7 +61,7 @@ impl Region {
         if base == libc::MAP_FAILED {
             anyhow::bail!("cannot map a {len}-byte VU stack: {}", std::io::Error::last_os_error());
         }
-        let region = Self { base: base as usize, len, page };
+        let region = Self { base: base as usize, len, page, carved: false };
         // SAFETY: the range lies inside the mapping just made; only the guard page stays
         // inaccessible.
         let made_usable = unsafe {
@@ -60,12 +76,26 @@ impl Region {
     fn usable(&self) -> Range<usize> {
         self.base + self.page..self.base + self.len
     }
+
+    /// Gives the usable pages back to the kernel; they read as zeroes afterwards.
+    fn empty(&self) {
+        let usable = self.usable();
+        // SAFETY: the usable part of a live stack that, by the callers' contract, nothing
+        // runs on.
+        unsafe { libc::madvise(usable.start as *mut libc::c_void, usable.len(), libc::MADV_DONTNEED) };
+    }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made in `new` and this is its last owner.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        if self.carved {
+            // The next stack taken from the arena starts zeroed, like a new mapping.
+            self.empty();
+            stack_arena::give_back(self.base);
+        } else {
+            // SAFETY: the mapping was made in `new` and this is its last owner.
+            unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        }
     }
 }
 
@@ -96,7 +126,7 @@ thread_local! {
 // SAFETY: every stack is a fresh, zero-filled mapping with a guard page below it.
 unsafe impl StackCreator for Stacks {
     fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
-        let region = Arc::new(Region::new(size).map_err(|e| wasmtime::Error::msg(e.to_string()))?);
+        let region = Arc::new(Region::new(size, self.carve).map_err(|e| wasmtime::Error::msg(e.to_string()))?);
         MADE.with(|made| *made.borrow_mut() = Some(region.clone()));
         Ok(Box::new(Stack(region)))
     }
@@ -112,11 +142,10 @@ impl VuStack {
     /// Call it only between calls into the VU's store (no call future of that store alive):
     /// the stack holds nothing then, and the next call starts on fresh zeroed pages.
     pub fn release(&self) {
-        let Some(region) = &self.0 else { return };
-        let usable = region.usable();
-        // SAFETY: the mapping is alive (this `Arc` owns it) and, by this method's contract,
-        // no fiber is running on it, so no live data is on it.
-        unsafe { libc::madvise(usable.start as *mut libc::c_void, usable.len(), libc::MADV_DONTNEED) };
+        // By this method's contract no fiber is running on the stack, so no live data is on it.
+        if let Some(region) = &self.0 {
+            region.empty();
+        }
     }
 
     /// Forgets a stack made on this thread outside a VU's call (by `describe`).
@@ -145,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_released_stack_reads_back_as_zeroes_and_stays_usable() {
-        let stack = Stacks.new_stack(64 * 1024, false).expect("stack");
+        let stack = Stacks { carve: false }.new_stack(64 * 1024, false).expect("stack");
         let range = stack.range();
         assert_eq!(stack.top() as usize, range.end);
         assert_eq!(range.len(), 64 * 1024);
@@ -159,5 +188,50 @@ mod tests {
         assert_eq!(unsafe { word.read_volatile() }, 0);
         unsafe { word.write_volatile(7) };
         assert_eq!(unsafe { word.read_volatile() }, 7);
+    }
+
+    /// Whether touching `addr` kills a child process with SIGSEGV.
+    fn faults(addr: usize) -> bool {
+        // SAFETY: the child only reads one byte and exits; the parent waits for it.
+        unsafe {
+            match libc::fork() {
+                0 => {
+                    std::ptr::read_volatile(addr as *const u8);
+                    libc::_exit(0)
+                }
+                -1 => panic!("fork failed"),
+                child => {
+                    let mut status = 0;
+                    libc::waitpid(child, &mut status, 0);
+                    libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn carved_stacks_are_guarded_and_reused_zeroed() {
+        if !stack_arena::guards_supported(page_size()) {
+            eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL");
+            return;
+        }
+        let first = Stacks { carve: true }.new_stack(64 * 1024, false).expect("stack");
+        let second = Stacks { carve: true }.new_stack(64 * 1024, false).expect("stack");
+        let (a, b) = (first.range(), second.range());
+        assert!(faults(first.guard_range().start as usize), "the guard page below a stack faults");
+        assert!(!faults(a.end - 8), "the stack itself does not");
+        let word = (b.end - 8) as *mut u64;
+        // SAFETY: inside the usable range of a stack nothing runs on.
+        unsafe { word.write_volatile(0xfeed) };
+        drop(second);
+        MADE.with(|made| made.borrow_mut().take());
+        let again = Stacks { carve: true }.new_stack(64 * 1024, false).expect("stack");
+        MADE.with(|made| made.borrow_mut().take());
+        if again.range() == b {
+            // SAFETY: as above.
+            assert_eq!(unsafe { word.read_volatile() }, 0, "a reused stack starts zeroed");
+            assert!(faults(again.guard_range().start as usize), "and keeps its guard");
+        }
+        assert_ne!(a, again.range());
     }
 }
