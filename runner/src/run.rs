@@ -413,12 +413,8 @@ fn status_line(s: &Snapshot, cfg: &RunConfig, phase: Phase) -> String {
 
 /// Warns before the run when the kernel's limits leave room for fewer VUs than it may start.
 fn warn_about_capacity(users: u32, layout: Layout) {
-    let (capacity, limit) = layout.vu_capacity();
-    if u64::from(users) > capacity {
-        console::line(&format!(
-            "Warning: {users} users may not all start: about {capacity} VUs fit {}",
-            limit.explain()
-        ));
+    if u64::from(users) > layout.vu_capacity().0 {
+        console::line(&format!("Warning: {users} users may not all start: {}", layout.capacity_sentence()));
     }
 }
 

@@ -19,7 +19,7 @@ use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::{GuestClock, VuState};
 use crate::limits::RELEASE_STACK_BEFORE_WAIT;
-use crate::plan::{Limit, VuStack, new_store};
+use crate::plan::{Room, VuStack, new_store};
 
 /// A live instance of the plan for one VU.
 struct Instance {
@@ -31,40 +31,6 @@ struct Instance {
     clock: GuestClock,
     /// Counts the instance against the process's capacity (dropped after the store).
     _room: Room,
-}
-
-/// VU instances alive in this process: each holds a few of the kernel's memory maps.
-static INSTANCES: AtomicU64 = AtomicU64::new(0);
-
-/// One VU instance's share of the kernel's memory-map limit (`Layout::vu_capacity`).
-///
-/// The kernel refuses a new instance's mappings once the process has `vm.max_map_count`,
-/// but so close to it the runner's own memory can fail too (malloc, or wasmtime splitting a
-/// mapping to unmap a failed instance, which it cannot survive), all the more as stacks
-/// carved from arenas leave a VU only two maps. So VUs past the layout's capacity are
-/// refused here, before any is made.
-struct Room;
-
-impl Room {
-    /// A place for one more instance, or why there is none.
-    fn take(ctx: &VuContext) -> Result<Room, String> {
-        let alive = INSTANCES.fetch_add(1, Ordering::Relaxed);
-        let room = Room;
-        // The address-space limit is the kernel's alone to enforce: running out of it does
-        // not stop the runner's own memory.
-        match ctx.plan.layout.vu_capacity() {
-            (capacity, limit @ Limit::Maps(_)) if alive >= capacity => {
-                Err(format!("cannot create a VU: about {capacity} VUs fit {}", limit.explain()))
-            }
-            _ => Ok(room),
-        }
-    }
-}
-
-impl Drop for Room {
-    fn drop(&mut self) {
-        INSTANCES.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Why the VU loop ended.
@@ -222,7 +188,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
 /// Instantiates the plan and runs `on-start`. `None` when either failed (recorded and
 /// counted as a user that failed to start) or the VU was killed meanwhile.
 async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> Option<Instance> {
-    let room = match Room::take(ctx) {
+    let room = match ctx.plan.layout.room() {
         Ok(room) => room,
         Err(message) => {
             ctx.recorder.task_error("instantiate", &message);

@@ -16,6 +16,8 @@
 //!   moved. Packing memories closer also shares page tables: 5.3 instead of 8.3 KiB per idle
 //!   VU.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::limits::COMPACT_RESERVATION;
 
 /// How a VU's linear memory gets the plan's initial data.
@@ -95,27 +97,20 @@ impl Layout {
     /// Copy-on-write images, own stacks and full reservations, unless `users` fit only
     /// without them.
     pub fn for_users(users: Option<u32>) -> Self {
-        Self::choose(users, max_map_count(), super::stack_arena::guards_supported(page_size()))
+        Self::choose(users, max_map_count(), super::stack_arena::guards_supported())
     }
 
     /// The layout for `users` under `max_maps`, where stacks can be carved or not.
     fn choose(users: Option<u32>, max_maps: Option<u64>, can_carve: bool) -> Self {
         let users = users.map_or(0, u64::from);
-        let mut choices = vec![(MemoryImages::CopyOnWrite, StackMaps::Own)];
-        if can_carve {
-            choices.push((MemoryImages::CopyOnWrite, StackMaps::Carved));
-        }
-        choices.push((MemoryImages::Copied, if can_carve { StackMaps::Carved } else { StackMaps::Own }));
+        let carved = if can_carve { StackMaps::Carved } else { StackMaps::Own };
+        // Each fits more VUs than the one before; the last fits the most.
+        let most = (MemoryImages::Copied, carved);
+        let choices = [(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most];
         let fits = |&(images, stacks): &(MemoryImages, StackMaps)| {
             max_maps.is_none_or(|maps| users <= maps_capacity(maps, images, stacks))
         };
-        // The first that fits, or the one that fits the most.
-        let (images, stacks) = choices
-            .iter()
-            .copied()
-            .find(fits)
-            .or(choices.last().copied())
-            .unwrap_or((MemoryImages::CopyOnWrite, StackMaps::Own));
+        let (images, stacks) = choices.into_iter().find(fits).unwrap_or(most);
         let reservation =
             if users > address_capacity(Reservation::Full) { Reservation::Compact } else { Reservation::Full };
         Self { images, stacks, reservation, max_maps }
@@ -155,6 +150,31 @@ impl Layout {
         notes
     }
 
+    /// "about N VUs fit under ...; raise it with ...": the capacity and how to raise it.
+    pub fn capacity_sentence(self) -> String {
+        let (capacity, limit) = self.vu_capacity();
+        format!("about {capacity} VUs fit {}", limit.explain())
+    }
+
+    /// A place for one more VU instance in this process, or why there is none.
+    ///
+    /// The kernel refuses a new instance's mappings once the process has `vm.max_map_count`,
+    /// but so close to it the runner's own memory can fail too (malloc, or wasmtime
+    /// splitting a mapping to unmap a failed instance, which it cannot survive), all the more
+    /// as carved stacks leave a VU as few as two maps. So past the memory-map capacity VUs
+    /// are refused here, before any of their maps is made. The address-space limit is left to
+    /// the kernel: running out of it does not stop the runner's own memory.
+    pub fn room(self) -> Result<Room, String> {
+        let alive = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        let room = Room(());
+        match self.vu_capacity() {
+            (capacity, Limit::Maps(_)) if alive >= capacity => {
+                Err(format!("cannot create a VU: {}", self.capacity_sentence()))
+            }
+            _ => Ok(room),
+        }
+    }
+
     /// The most VUs this layout leaves room for, and which limit sets it.
     pub fn vu_capacity(self) -> (u64, Limit) {
         let address = address_capacity(self.reservation);
@@ -164,6 +184,20 @@ impl Layout {
             }
             _ => (address, Limit::AddressSpace(self.reservation.per_vu())),
         }
+    }
+}
+
+/// VU instances alive in this process (each holding a [`Room`]).
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// One VU instance's share of the process's capacity ([`Layout::room`]); given back when
+/// dropped.
+#[derive(Debug)]
+pub struct Room(());
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        INSTANCES.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -211,13 +245,6 @@ fn maps_capacity(maps: u64, images: MemoryImages, stacks: StackMaps) -> u64 {
     maps.saturating_sub(RUNNER_MAPS) / maps_per_vu(images, stacks)
 }
 
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    #[allow(unsafe_code)]
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
-}
-
 /// VUs whose memories fit in the address space.
 fn address_capacity(reservation: Reservation) -> u64 {
     ADDRESS_SPACE / reservation.per_vu()
@@ -232,11 +259,7 @@ fn max_map_count() -> Option<u64> {
 pub fn instantiation_error(e: &wasmtime::Error, layout: Layout) -> String {
     let text = format!("{e:#}");
     if text.contains("Cannot allocate memory") || text.contains("os error 12") {
-        let (capacity, limit) = layout.vu_capacity();
-        return format!(
-            "cannot create a VU: the kernel refused more memory; about {capacity} VUs fit {}",
-            limit.explain()
-        );
+        return format!("cannot create a VU: the kernel refused more memory; {}", layout.capacity_sentence());
     }
     format!("cannot create a VU instance: {}", text.lines().next().unwrap_or_default())
 }

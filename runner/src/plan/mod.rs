@@ -19,7 +19,7 @@ use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
 use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
-pub use layout::{Layout, Limit, MemoryImages, StackMaps, instantiation_error};
+pub use layout::{Layout, MemoryImages, Room, StackMaps, instantiation_error};
 pub use stacks::VuStack;
 
 /// A compiled, linked plan ready to instantiate once per VU.

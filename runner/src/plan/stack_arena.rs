@@ -42,7 +42,7 @@ static ARENAS: Mutex<Option<Arenas>> = Mutex::new(None);
 /// base, or `None` when this kernel cannot guard a page without splitting the mapping or
 /// the arenas hold stacks of another length (tests only; wasmtime asks for one size).
 pub fn take(len: usize, page: usize) -> anyhow::Result<Option<usize>> {
-    if !guards_supported(page) {
+    if !guards_supported() {
         return Ok(None);
     }
     let mut arenas = ARENAS.lock().unwrap_or_else(PoisonError::into_inner);
@@ -95,9 +95,10 @@ pub fn give_back(base: usize) {
 
 /// Whether this kernel installs guard pages without splitting mappings (tried once, on a
 /// mapping of its own).
-pub fn guards_supported(page: usize) -> bool {
+pub fn guards_supported() -> bool {
     static SUPPORTED: OnceLock<bool> = OnceLock::new();
     *SUPPORTED.get_or_init(|| {
+        let page = page_size();
         // SAFETY: a fresh two-page mapping, advised and unmapped here only.
         unsafe {
             let probe = libc::mmap(
@@ -116,4 +117,11 @@ pub fn guards_supported(page: usize) -> bool {
             supported
         }
     })
+}
+
+/// The kernel's page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
