@@ -12,6 +12,7 @@ mod generated {
         imports: {
             "wasmload:scenario/http.send": async | exact,
             "wasmload:scenario/http.send-lean": async | exact,
+            "wasmload:scenario/http.send-bare": async | exact,
             "wasmload:scenario/vu.sleep": async | exact,
             default: exact,
         },

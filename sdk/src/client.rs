@@ -1,9 +1,10 @@
 //! HTTP requests, performed and timed by the host (Locust `self.client`).
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::time::Duration;
 
 use crate::__private::bindings::wasmload::scenario::http as wit;
+use crate::response::Response;
 
 pub use wit::HttpError;
 
@@ -156,11 +157,11 @@ impl RequestBuilder {
     /// Sends the request and waits for the whole response. Transport errors (refused,
     /// timed out, ...) are recorded as failures by the host and returned here.
     pub fn send(self) -> Result<Response, HttpError> {
-        // The headers stay on the host until `header`/`headers` asks for them: lowering them
-        // into this instance's memory on every response was 12 % of the runner's CPU.
-        let sent = wit::send_lean(&self.inner);
+        // The headers and body stay on the host until the response reads them (`response`).
+        crate::response::make_room();
+        let sent = wit::send_bare(&self.inner);
         recycle(self.inner);
-        sent.map(|inner| Response { inner, headers: OnceCell::new() })
+        sent.map(Response::received)
     }
 }
 
@@ -174,76 +175,6 @@ fn form_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// A complete response. Its headers are fetched from the host the first time they are read,
-/// which works during the task (or hook) that sent the request: the host forgets them when
-/// the task ends, so read them before then (a response kept for a later task has none).
-#[derive(Debug)]
-pub struct Response {
-    inner: wit::LeanResponse,
-    headers: OnceCell<Vec<(String, String)>>,
-}
-
-impl Response {
-    pub fn status(&self) -> u16 {
-        self.inner.status
-    }
-
-    /// The first header called `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers().iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// Every header, names in lower case, in the order received.
-    pub fn headers(&self) -> &[(String, String)] {
-        self.headers.get_or_init(|| match self.inner.header_count {
-            0 => Vec::new(),
-            _ => wit::response_headers(self.inner.id),
-        })
-    }
-
-    pub fn body(&self) -> &[u8] {
-        &self.inner.body
-    }
-
-    /// The body as text (invalid UTF-8 replaced).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.inner.body).into_owned()
-    }
-
-    /// Time from the start of the request to the last body byte, measured by the host.
-    pub fn elapsed(&self) -> Duration {
-        Duration::from_micros(self.inner.elapsed_us)
-    }
-
-    /// Time spent opening a new connection for this request (TCP, TLS); `None` when a
-    /// kept-alive connection was used (k6 `timings.connecting`).
-    pub fn connecting(&self) -> Option<Duration> {
-        self.inner.timings.connect_us.map(Duration::from_micros)
-    }
-
-    /// Time from sending the request to the first byte of the response: time to first byte
-    /// (k6 `timings.waiting`).
-    pub fn waiting(&self) -> Duration {
-        Duration::from_micros(self.inner.timings.waiting_us)
-    }
-
-    /// Time from the first to the last byte of the response (k6 `timings.receiving`).
-    pub fn receiving(&self) -> Duration {
-        Duration::from_micros(self.inner.timings.receiving_us)
-    }
-
-    /// Marks a `catch_response` request successful whatever its status.
-    pub fn success(self) {
-        wit::report(self.inner.id, Ok(()));
-    }
-
-    /// Marks a `catch_response` request failed; `message` appears in the error report.
-    pub fn failure(self, message: impl Into<String>) {
-        let message: String = message.into();
-        wit::report(self.inner.id, Err(&message));
-    }
 }
 
 #[cfg(test)]

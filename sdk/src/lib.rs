@@ -40,12 +40,14 @@ extern crate self as wasmload;
 mod client;
 pub mod metrics;
 mod plan;
+mod response;
 mod user;
 pub mod vu;
 
-pub use client::{HttpError, RequestBuilder, Response, delete, get, head, patch, post, put, request};
+pub use client::{HttpError, RequestBuilder, delete, get, head, patch, post, put, request};
 pub use metrics::{Metric, check};
 pub use plan::{Load, LoadModel, Plan, Scenario, WaitTime, between, constant, constant_pacing, constant_throughput};
+pub use response::Response;
 pub use user::{Error, TaskResult, User};
 
 /// Everything a scenario usually needs.

@@ -88,7 +88,10 @@ fn with_plan<U: User, R>(f: impl FnOnce(&Plan<U>) -> R) -> R {
     })
 }
 
+/// Ends a call into the scenario: the responses it keeps fetch what they still need from
+/// the host, which forgets it when the call returns.
 fn outcome(result: TaskResult) -> Result<(), String> {
+    crate::response::call_ends();
     result.map_err(|e| e.0)
 }
 
@@ -117,7 +120,9 @@ pub fn on_stop<U: User>() -> Result<(), String> {
 
 #[doc(hidden)]
 pub fn setup<U: User>() -> Result<Option<String>, String> {
-    U::setup().map_err(|e| e.0)
+    let data = U::setup();
+    crate::response::call_ends();
+    data.map_err(|e| e.0)
 }
 
 #[doc(hidden)]

@@ -249,3 +249,27 @@ fn connections_past_the_open_file_limit_fail_naming_the_limit_and_the_rest_are_c
     let error = run.report()["errors"][0]["error"].as_str().unwrap_or_default().to_owned();
     assert!(error.contains("no file descriptor left") && error.contains("ulimit -n, is 60"), "{error}");
 }
+
+#[test]
+fn a_rust_scenario_reads_bodies_and_headers_whenever_it_likes() {
+    let server = Server::start();
+    // Each task keeps 70 responses, more than the 64 the host keeps during a call, and reads
+    // them after the last; each also reads on_start's response, which the host forgot when
+    // on_start returned. The SDK must have fetched what those responses still needed.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_KEEP", "70")
+        .args(&["-u", "2", "--shared-iterations", "4"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let checks = run.report()["checks"].as_array().expect("checks").clone();
+    for name in ["bodies read late are right", "start response read later is right"] {
+        let check = checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no `{name}` in {checks:#?}"));
+        assert_eq!((check["passes"].as_u64(), check["fails"].as_u64()), (Some(4), Some(0)), "{name}");
+    }
+    let echoed: Vec<Vec<u8>> = server.hits().into_iter().filter(|h| h.path == "/echo").map(|h| h.body).collect();
+    assert_eq!(echoed.len(), 2 + 4 * 70, "on_start's two and the tasks' requests reached the server");
+    assert_eq!(echoed.iter().filter(|b| b.starts_with(b"start-")).count(), 2);
+    assert_eq!(server.count("/"), 4);
+    assert_eq!(run.requests(), 2 + 4 * 71);
+}

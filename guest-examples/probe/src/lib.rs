@@ -31,6 +31,11 @@
 //!   `probe_waiting_ms` (the response's time to first byte as the host measured it).
 //! - `PROBE_HEADER=name:value`: after each request, checks `header name is value` (the
 //!   response's headers are fetched from the host only then).
+//! - `PROBE_KEEP=N`: `on_start` sends `POST /echo` with the body `start-<vu>` and keeps the
+//!   response; then each task also sends N `POST /echo` requests, keeps every response, and
+//!   reads them all at its end. Checks `bodies read late are right` (every body of the task)
+//!   and `start response read later is right` (body and `content-length` of `on_start`'s
+//!   response): what the host keeps of a response, the SDK must fetch before it is gone.
 //! - `PROBE_QUIET=1`: tasks send nothing (a VU that holds only its instance, no connection:
 //!   the benchmark's 100,000-VU run, which one process's open-file limit could not serve).
 
@@ -61,6 +66,9 @@ struct Probe {
     tag_tasks: bool,
     setup_data: Option<String>,
     quiet: bool,
+    keep: usize,
+    /// `on_start`'s response, under `PROBE_KEEP`.
+    start_response: Option<Response>,
 }
 
 impl Default for Probe {
@@ -78,6 +86,8 @@ impl Default for Probe {
             tag_tasks: env("PROBE_TAG_TASKS").is_some(),
             setup_data: vu::setup_data(),
             quiet: env("PROBE_QUIET").is_some(),
+            keep: env_num("PROBE_KEEP").map_or(0, |n| n as usize),
+            start_response: None,
         }
     }
 }
@@ -152,6 +162,9 @@ impl User for Probe {
         if env("PROBE_START_ERROR").is_some() {
             return Err(Error::msg("probe refuses to start"));
         }
+        if self.keep > 0 {
+            self.start_response = Some(post("/echo").body(format!("start-{}", vu::id())).send()?);
+        }
         if env("PROBE_LOGIN").is_some() {
             post("/login").header("x-vu", vu::id().to_string()).form(&[("user", "probe")]).send()?;
         }
@@ -217,12 +230,31 @@ impl Probe {
         if let Some((name, value)) = &self.header {
             check(&format!("header {name} is {value}"), response.header(name) == Some(value.as_str()));
         }
+        if self.keep > 0 {
+            self.read_late()?;
+        }
         if let Some(sleep) = self.sleep {
             vu::sleep(sleep);
         }
         if self.error {
             return Err(Error::msg("probe error"));
         }
+        Ok(())
+    }
+}
+
+impl Probe {
+    /// `PROBE_KEEP`: more responses than the host keeps, all read after the last is received.
+    fn read_late(&self) -> TaskResult {
+        let body = |i: usize| format!("{}-{}-{i}", vu::id(), vu::iteration());
+        let responses = (0..self.keep).map(|i| post("/echo").body(body(i)).send()).collect::<Result<Vec<_>, _>>()?;
+        let right = responses.iter().enumerate().all(|(i, r)| r.body() == body(i).as_bytes());
+        check("bodies read late are right", right);
+        let start = format!("start-{}", vu::id());
+        let kept = self.start_response.as_ref().is_some_and(|r| {
+            r.body() == start.as_bytes() && r.header("content-length") == Some(start.len().to_string().as_str())
+        });
+        check("start response read later is right", kept);
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::VuState;
-use crate::bindings::http::{Host, HttpError, LeanResponse, Request, Response, Timings};
+use crate::bindings::http::{BareResponse, Host, HttpError, LeanResponse, Request, Response, Timings};
 use crate::client::{Headers, Outgoing, Phases, SendError};
 use crate::limits::{KEPT_RESPONSE_HEADERS, MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
@@ -92,21 +92,41 @@ impl PendingResponses {
     }
 }
 
-/// The headers of the responses `send-lean` returned during the current guest call, newest
-/// last, for `response-headers`. Emptied after every call.
+/// The parts of the responses returned during the current guest call that the guest has not
+/// been given yet, newest last: headers (`send-lean`, `send-bare`) for `response-headers`, and
+/// bodies (`send-bare`) for `response-body`. Emptied after every call.
 #[derive(Debug, Default)]
-pub struct HeaderStash(VecDeque<(u64, Headers)>);
+pub struct ResponseStash(VecDeque<Kept>);
 
-impl HeaderStash {
-    fn keep(&mut self, id: u64, headers: Headers) {
+#[derive(Debug)]
+struct Kept {
+    id: u64,
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+impl ResponseStash {
+    /// Keeps a response's parts, unless it has none (the guest then asks for nothing).
+    fn keep(&mut self, id: u64, headers: Headers, body: Vec<u8>) {
+        if headers.is_empty() && body.is_empty() {
+            return;
+        }
         if self.0.len() >= KEPT_RESPONSE_HEADERS {
             self.0.pop_front();
         }
-        self.0.push_back((id, headers));
+        self.0.push_back(Kept { id, headers, body });
     }
 
-    fn get(&self, id: u64) -> Vec<(String, String)> {
-        self.0.iter().rev().find(|(kept, _)| *kept == id).map(|(_, headers)| headers.to_pairs()).unwrap_or_default()
+    fn find(&self, id: u64) -> Option<&Kept> {
+        self.0.iter().rev().find(|kept| kept.id == id)
+    }
+
+    fn headers(&self, id: u64) -> Vec<(String, String)> {
+        self.find(id).map(|kept| kept.headers.to_pairs()).unwrap_or_default()
+    }
+
+    fn body(&self, id: u64) -> Vec<u8> {
+        self.find(id).map(|kept| kept.body.clone()).unwrap_or_default()
     }
 
     pub(super) fn clear(&mut self) {
@@ -214,14 +234,24 @@ impl Host for VuState {
 
     async fn send_lean(&mut self, request: Request) -> Result<LeanResponse, HttpError> {
         let (response, headers) = self.send_request(request).await?;
-        if !headers.is_empty() {
-            self.headers.keep(response.id, headers);
-        }
+        self.kept.keep(response.id, headers, Vec::new());
         Ok(response)
     }
 
+    async fn send_bare(&mut self, request: Request) -> Result<BareResponse, HttpError> {
+        let (response, headers) = self.send_request(request).await?;
+        let LeanResponse { id, status, body, elapsed_us, timings, header_count } = response;
+        let body_len = body.len() as u64;
+        self.kept.keep(id, headers, body);
+        Ok(BareResponse { id, status, body_len, elapsed_us, timings, header_count })
+    }
+
+    fn response_body(&mut self, id: u64) -> Vec<u8> {
+        self.kept.body(id)
+    }
+
     fn response_headers(&mut self, id: u64) -> Vec<(String, String)> {
-        self.headers.get(id)
+        self.kept.headers(id)
     }
 
     fn report(&mut self, id: u64, outcome: Result<(), String>) {
@@ -244,22 +274,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_stash_keeps_the_newest_responses_headers_until_cleared() {
-        let mut stash = HeaderStash::default();
+    fn the_stash_keeps_the_newest_responses_parts_until_cleared() {
+        let mut stash = ResponseStash::default();
         let headers = |i: u64| {
             let mut headers = Headers::default();
             headers.push("x-i", i.to_string().as_bytes());
             headers
         };
         let pairs = |i: u64| vec![("x-i".to_owned(), i.to_string())];
+        let body = |i: u64| format!("body {i}").into_bytes();
         for i in 0..=KEPT_RESPONSE_HEADERS as u64 {
-            stash.keep(i, headers(i));
+            stash.keep(i, headers(i), body(i));
         }
-        assert!(stash.get(0).is_empty(), "the oldest is dropped past the limit");
-        assert_eq!(stash.get(1), pairs(1));
-        assert_eq!(stash.get(KEPT_RESPONSE_HEADERS as u64), pairs(KEPT_RESPONSE_HEADERS as u64));
-        assert_eq!(stash.get(1), pairs(1), "reading does not consume");
+        assert!(stash.headers(0).is_empty() && stash.body(0).is_empty(), "the oldest is dropped past the limit");
+        assert_eq!((stash.headers(1), stash.body(1)), (pairs(1), body(1)));
+        let last = KEPT_RESPONSE_HEADERS as u64;
+        assert_eq!((stash.headers(last), stash.body(last)), (pairs(last), body(last)));
+        assert_eq!((stash.headers(1), stash.body(1)), (pairs(1), body(1)), "reading does not consume");
         stash.clear();
-        assert!(stash.get(1).is_empty());
+        assert!(stash.headers(1).is_empty() && stash.body(1).is_empty());
+    }
+
+    #[test]
+    fn responses_with_nothing_to_fetch_take_no_place() {
+        let mut stash = ResponseStash::default();
+        stash.keep(1, Headers::default(), b"kept".to_vec());
+        for i in 2..=KEPT_RESPONSE_HEADERS as u64 + 1 {
+            stash.keep(i, Headers::default(), Vec::new());
+        }
+        assert_eq!(stash.body(1), b"kept", "empty responses pushed nothing out");
     }
 }

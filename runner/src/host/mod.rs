@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
 use crate::stats::Recorder;
-pub use http::{HeaderStash, PendingResponses};
+pub use http::{PendingResponses, ResponseStash};
 pub use sandbox::{GuestClock, GuestLimits, show_bytes};
 
 /// Per-run settings every VU's host state starts from.
@@ -44,8 +44,9 @@ pub struct VuState {
     pub late_by_us: Option<u64>,
     http: VuClient,
     pending: PendingResponses,
-    /// Response headers `send-lean` left for `response-headers`.
-    headers: HeaderStash,
+    /// The headers and bodies `send-lean` and `send-bare` left for `response-headers` and
+    /// `response-body`.
+    kept: ResponseStash,
     recorder: Recorder,
     limits: GuestLimits,
     /// Guest compute since the VU last waited on the host.
@@ -83,7 +84,7 @@ impl VuState {
             scenario: None,
             http: VuClient::new(shared.http.clone()),
             pending: PendingResponses::default(),
-            headers: HeaderStash::default(),
+            kept: ResponseStash::default(),
             recorder,
             limits: shared.limits,
             clock: GuestClock::default(),
@@ -111,14 +112,14 @@ impl VuState {
     /// Frees the HTTP client's buffers before a long wait.
     pub fn release_buffers(&mut self) {
         self.http.release();
-        self.headers = HeaderStash::default();
+        self.kept = ResponseStash::default();
     }
 
     /// Records every `catch-response` request the task left unsettled, with its default
-    /// outcome, and forgets the response headers kept for `response-headers`. Called after
+    /// outcome, and forgets the response parts kept for `response-headers` and `response-body`. Called after
     /// each guest call.
     pub fn settle_pending(&mut self) {
-        self.headers.clear();
+        self.kept.clear();
         self.pending.settle_all(&self.recorder);
     }
 }

@@ -1,0 +1,189 @@
+//! A response, whose headers and body stay on the host until the scenario reads them.
+//!
+//! `send-bare` returns only a response's status, sizes and timings. Lowering the body into
+//! this instance's memory was a call into its allocator and a copy for every response, read
+//! or not (4 % of the runner's CPU per request against nginx's two-byte body, and a guest
+//! heap grown to the largest body ever received); its headers were 12 %.
+//!
+//! The host keeps the headers and body of the last [`HOST_KEEPS`] responses of the current
+//! call into the scenario only. So that a response reads the same whenever it is read, the
+//! SDK tracks the responses still alive that have something left on the host, and fetches
+//! their parts before the host would forget them: when more responses would push them out,
+//! and when the call ends ([`call_ends`]).
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use crate::__private::bindings::wasmload::scenario::http as wit;
+
+/// Responses the host keeps the headers and body of during one call (the WIT's
+/// `response-headers`: "the last 64 responses of the current call").
+const HOST_KEEPS: usize = 64;
+
+/// The parts of a response fetched on demand.
+#[derive(Debug, Default)]
+struct Parts {
+    headers: OnceCell<Vec<(String, String)>>,
+    body: OnceCell<Vec<u8>>,
+}
+
+/// A response whose parts may still be only on the host, in the order they were received.
+struct Kept {
+    /// Its place among the responses the host kept during this call (0 for the first).
+    seq: u64,
+    id: u64,
+    header_count: u32,
+    body_len: u64,
+    parts: Weak<Parts>,
+}
+
+impl Kept {
+    /// Copies what the response has not read yet from the host, if it is still alive.
+    fn fetch(self) {
+        let Some(parts) = self.parts.upgrade() else { return };
+        if self.header_count > 0 {
+            parts.headers.get_or_init(|| wit::response_headers(self.id));
+        }
+        if self.body_len > 0 {
+            parts.body.get_or_init(|| wit::response_body(self.id));
+        }
+    }
+}
+
+/// The responses of the current call that the host kept, and those still to fetch.
+#[derive(Default)]
+struct Tracker {
+    /// How many responses the host kept during this call: it keeps a response when it has
+    /// headers or a body, and holds the last `HOST_KEEPS` of them.
+    kept: u64,
+    unfetched: VecDeque<Kept>,
+}
+
+thread_local! {
+    static TRACKER: RefCell<Tracker> = RefCell::default();
+}
+
+/// The oldest tracked response, if `due` says it must be fetched now.
+fn take_oldest(due: impl Fn(&Tracker, &Kept) -> bool) -> Option<Kept> {
+    TRACKER.with(|tracker| {
+        let mut tracker = tracker.borrow_mut();
+        let oldest = tracker.unfetched.front()?;
+        if due(&tracker, oldest) { tracker.unfetched.pop_front() } else { None }
+    })
+}
+
+/// Before a request is sent: fetches the parts of the live responses that the host's
+/// keeping one more would push out.
+pub(crate) fn make_room() {
+    while let Some(oldest) = take_oldest(|tracker, oldest| oldest.seq + HOST_KEEPS as u64 <= tracker.kept) {
+        oldest.fetch();
+    }
+}
+
+/// At the end of every call into the scenario: fetches the parts of the responses that
+/// outlive it (a response kept in the user's state) before the host forgets them.
+pub(crate) fn call_ends() {
+    while let Some(kept) = take_oldest(|_, _| true) {
+        kept.fetch();
+    }
+    TRACKER.with(|tracker| tracker.borrow_mut().kept = 0);
+}
+
+/// A complete response. Its headers and body are fetched from the host the first time they
+/// are read.
+#[derive(Debug)]
+pub struct Response {
+    inner: wit::BareResponse,
+    parts: Rc<Parts>,
+}
+
+impl Response {
+    /// The response `send-bare` returned, tracked while the host holds parts of it.
+    pub(crate) fn received(inner: wit::BareResponse) -> Self {
+        let parts = Rc::new(Parts::default());
+        if inner.header_count > 0 || inner.body_len > 0 {
+            TRACKER.with(|tracker| {
+                let mut tracker = tracker.borrow_mut();
+                // Responses already dropped need nothing fetched: forget them now and then.
+                if tracker.unfetched.len() >= HOST_KEEPS / 2 {
+                    tracker.unfetched.retain(|k| k.parts.strong_count() > 0);
+                }
+                let seq = tracker.kept;
+                tracker.kept += 1;
+                tracker.unfetched.push_back(Kept {
+                    seq,
+                    id: inner.id,
+                    header_count: inner.header_count,
+                    body_len: inner.body_len,
+                    parts: Rc::downgrade(&parts),
+                });
+            });
+        }
+        Self { inner, parts }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.inner.status
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers().iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every header, names in lower case, in the order received.
+    pub fn headers(&self) -> &[(String, String)] {
+        self.parts.headers.get_or_init(|| match self.inner.header_count {
+            0 => Vec::new(),
+            _ => wit::response_headers(self.inner.id),
+        })
+    }
+
+    /// The body, at most the runner's `response-body` limit of it (16 MiB by default).
+    pub fn body(&self) -> &[u8] {
+        self.parts.body.get_or_init(|| match self.inner.body_len {
+            0 => Vec::new(),
+            _ => wit::response_body(self.inner.id),
+        })
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(self.body()).into_owned()
+    }
+
+    /// Time from the start of the request to the last body byte, measured by the host.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_micros(self.inner.elapsed_us)
+    }
+
+    /// Time spent opening a new connection for this request (TCP, TLS); `None` when a
+    /// kept-alive connection was used (k6 `timings.connecting`).
+    pub fn connecting(&self) -> Option<Duration> {
+        self.inner.timings.connect_us.map(Duration::from_micros)
+    }
+
+    /// Time from sending the request to the first byte of the response: time to first byte
+    /// (k6 `timings.waiting`).
+    pub fn waiting(&self) -> Duration {
+        Duration::from_micros(self.inner.timings.waiting_us)
+    }
+
+    /// Time from the first to the last byte of the response (k6 `timings.receiving`).
+    pub fn receiving(&self) -> Duration {
+        Duration::from_micros(self.inner.timings.receiving_us)
+    }
+
+    /// Marks a `catch_response` request successful whatever its status.
+    pub fn success(self) {
+        wit::report(self.inner.id, Ok(()));
+    }
+
+    /// Marks a `catch_response` request failed; `message` appears in the error report.
+    pub fn failure(self, message: impl Into<String>) {
+        let message: String = message.into();
+        wit::report(self.inner.id, Err(&message));
+    }
+}
