@@ -18,7 +18,8 @@
 #     vm.max_map_count (65530) only about 9,300 VUs fit with copy-on-write memory images, so
 #     for 10,000 the runner copies the images instead (it says so on stderr, and the note
 #     column shows it); past about 13,000 the kernel refuses VUs and the script reports how
-#     many started and why the rest failed.
+#     many started and why the rest failed. Then 10 and 1000 idle VUs whose one request
+#     fetched a PAGE_KIB page instead of `ok`: what a body the scenario never reads costs.
 #   * Start time: the runner with START_VUS idle VUs (same idle probe, then again with
 #     PROBE_QUIET=1: no connection, no request) all requested at once
 #     (`-r 1000000`), for 5 s; the runner's stderr line `All users spawned: R running, F failed
@@ -60,6 +61,7 @@
 #   ROUNDS=3          wrk/runner rounds
 #   PORT=18080        first port tried for nginx (the next free one is used)
 #   MEMORY_MAX=10000  largest idle VU count measured (0 skips the memory part)
+#   PAGE_KIB=64       size of the page fetched by the memory part's second table (0 skips it)
 #   START_VUS=10000   idle VUs started at once for the start-time part (0 skips it)
 #   MANY_VUS=100000   idle VUs without connections in one process (0 skips it; needs
 #                     vm.max_map_count of 7 per VU and about 64 KiB of free memory per VU)
@@ -78,6 +80,7 @@ DURATION="${DURATION:-10s}"
 ROUNDS="${ROUNDS:-3}"
 PORT="${PORT:-18080}"
 MEMORY_MAX="${MEMORY_MAX:-10000}"
+PAGE_KIB="${PAGE_KIB:-64}"
 START_VUS="${START_VUS:-10000}"
 MANY_VUS="${MANY_VUS:-100000}"
 FLAT="${FLAT:-1}"
@@ -158,9 +161,12 @@ http {
         listen 127.0.0.1:$PORT;
         location / { return 200 "ok"; }
         location = /nginx_status { stub_status; }
+        location = /page { default_type text/html; alias $tmp/nginx/page.html; }
     }
 }
 EOF
+# A page of PAGE_KIB for the memory part's second table.
+head -c "$((PAGE_KIB * 1024))" /dev/zero | tr '\0' 'x' >"$tmp/nginx/page.html"
 taskset -c 0 nginx -p "$tmp/nginx" -e "$tmp/error.log" -c "$tmp/nginx/nginx.conf" &
 nginx_pid=$!
 for _ in $(seq 50); do curl -fs "$base/nginx_status" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -346,6 +352,23 @@ if (( MEMORY_MAX > 0 )); then
     echo "per VU; PSS counts it once; neither counts page tables. Each idle VU holds its wasm"
     echo "instance, its task and one kept-alive connection."
     echo
+    if (( PAGE_KIB > 0 && MEMORY_MAX >= 1000 )); then
+        echo "== Memory: idle VUs after one ${PAGE_KIB} KiB response (GET /page), 6 s run"
+        previous_vus="" previous_rss=""
+        for vus in 10 1000; do
+            measure "page-$vus" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+                -u "$vus" -r 20000 -t 6s --stop-timeout 1s -q --env PROBE_WAIT=constant:600000 \
+                --env PROBE_TASKS=page:1:/page
+            per_vu="-"
+            if [[ -n "$previous_vus" && $m_status -eq 0 ]] && (( m_requests > previous_vus )); then
+                per_vu="$(calc '%.1f' "($m_rss_kib - $previous_rss) / ($m_requests - $previous_vus)")"
+            fi
+            echo "$vus VUs: $m_requests started, peak RSS $(calc '%.1f' "$m_rss_kib / 1024") MiB, $per_vu KiB/VU"
+            (( m_status == 0 )) && previous_vus="$m_requests" previous_rss="$m_rss_kib"
+        done
+        echo "A body the scenario does not read stays on the host (http.send-bare): KiB/VU as above."
+        echo
+    fi
 fi
 
 # --- time to start idle VUs --------------------------------------------------------------
