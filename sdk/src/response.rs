@@ -2,8 +2,9 @@
 //!
 //! `send-bare` returns only a response's status, sizes and timings. Lowering the body into
 //! this instance's memory was a call into its allocator and a copy for every response, read
-//! or not (4 % of the runner's CPU per request against nginx's two-byte body, and a guest
-//! heap grown to the largest body ever received); its headers were 12 %.
+//! or not, and grew the guest's heap to the largest body it ever received: a VU idle after
+//! fetching a 64 KiB page held 118.6 KiB, now 56.3 (the same as after two bytes). Lowering
+//! the headers was 12 % of the runner's CPU per request.
 //!
 //! The host keeps the headers and body of the last [`HOST_KEEPS`] responses of the current
 //! call into the scenario only. So that a response reads the same whenever it is read, the
