@@ -8,9 +8,10 @@
 //!
 //! The host keeps the headers and body of the last [`HOST_KEEPS`] responses of the current
 //! call into the scenario only. So that a response reads the same whenever it is read, the
-//! SDK tracks the responses still alive that have something left on the host, and fetches
-//! their parts before the host would forget them: when more responses would push them out,
-//! and when the call ends ([`call_ends`]).
+//! SDK lists the responses the host kept parts of, held weakly, and fetches the parts of
+//! those still alive before the host would forget them: when one more response would push
+//! the oldest out ([`make_room`]), and when the call ends ([`call_ends`]). The Python SDK
+//! does the same for headers (`sdk/python/wasmload/http.py`).
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::VecDeque;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use crate::__private::bindings::wasmload::scenario::http as wit;
 
 /// Responses the host keeps the headers and body of during one call (the WIT's
-/// `response-headers`: "the last 64 responses of the current call").
+/// `response-headers`; the runner's `limits::KEPT_RESPONSE_HEADERS`, which a runner test
+/// holds this to).
 const HOST_KEEPS: usize = 64;
 
 /// The parts of a response fetched on demand.
@@ -30,13 +32,12 @@ struct Parts {
     body: OnceCell<Vec<u8>>,
 }
 
-/// A response whose parts may still be only on the host, in the order they were received.
+/// A response the host kept parts of during this call, in the order they were received.
 struct Kept {
-    /// Its place among the responses the host kept during this call (0 for the first).
-    seq: u64,
     id: u64,
     header_count: u32,
     body_len: u64,
+    /// Gone when nothing refers to the response any more: then nothing is fetched for it.
     parts: Weak<Parts>,
 }
 
@@ -53,43 +54,32 @@ impl Kept {
     }
 }
 
-/// The responses of the current call that the host kept, and those still to fetch.
-#[derive(Default)]
-struct Tracker {
-    /// How many responses the host kept during this call: it keeps a response when it has
-    /// headers or a body, and holds the last `HOST_KEEPS` of them.
-    kept: u64,
-    unfetched: VecDeque<Kept>,
-}
-
 thread_local! {
-    static TRACKER: RefCell<Tracker> = RefCell::default();
+    /// Every response of the current call the host kept parts of and that has not been dealt
+    /// with yet, oldest first: the newest of those the host keeps, so at most `HOST_KEEPS`.
+    static KEPT: RefCell<VecDeque<Kept>> = RefCell::default();
 }
 
-/// The oldest tracked response, if `due` says it must be fetched now.
-fn take_oldest(due: impl Fn(&Tracker, &Kept) -> bool) -> Option<Kept> {
-    TRACKER.with(|tracker| {
-        let mut tracker = tracker.borrow_mut();
-        let oldest = tracker.unfetched.front()?;
-        if due(&tracker, oldest) { tracker.unfetched.pop_front() } else { None }
-    })
-}
-
-/// Before a request is sent: fetches the parts of the live responses that the host's
-/// keeping one more would push out.
-pub(crate) fn make_room() {
-    while let Some(oldest) = take_oldest(|tracker, oldest| oldest.seq + HOST_KEEPS as u64 <= tracker.kept) {
+/// Deals with the oldest listed responses until at most `keep` are listed.
+fn fetch_until(keep: usize) {
+    while let Some(oldest) = KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.len() > keep { kept.pop_front() } else { None }
+    }) {
         oldest.fetch();
     }
+}
+
+/// Before a request is sent: fetches the parts of the oldest response the host would push
+/// out to keep one more.
+pub(crate) fn make_room() {
+    fetch_until(HOST_KEEPS - 1);
 }
 
 /// At the end of every call into the scenario: fetches the parts of the responses that
 /// outlive it (a response kept in the user's state) before the host forgets them.
 pub(crate) fn call_ends() {
-    while let Some(kept) = take_oldest(|_, _| true) {
-        kept.fetch();
-    }
-    TRACKER.with(|tracker| tracker.borrow_mut().kept = 0);
+    fetch_until(0);
 }
 
 /// A complete response. Its headers and body are fetched from the host the first time they
@@ -104,23 +94,15 @@ impl Response {
     /// The response `send-bare` returned, tracked while the host holds parts of it.
     pub(crate) fn received(inner: wit::BareResponse) -> Self {
         let parts = Rc::new(Parts::default());
+        // The host keeps a response's parts when it has any (`response-headers` in the WIT).
         if inner.header_count > 0 || inner.body_len > 0 {
-            TRACKER.with(|tracker| {
-                let mut tracker = tracker.borrow_mut();
-                // Responses already dropped need nothing fetched: forget them now and then.
-                if tracker.unfetched.len() >= HOST_KEEPS / 2 {
-                    tracker.unfetched.retain(|k| k.parts.strong_count() > 0);
-                }
-                let seq = tracker.kept;
-                tracker.kept += 1;
-                tracker.unfetched.push_back(Kept {
-                    seq,
-                    id: inner.id,
-                    header_count: inner.header_count,
-                    body_len: inner.body_len,
-                    parts: Rc::downgrade(&parts),
-                });
-            });
+            let kept = Kept {
+                id: inner.id,
+                header_count: inner.header_count,
+                body_len: inner.body_len,
+                parts: Rc::downgrade(&parts),
+            };
+            KEPT.with(|list| list.borrow_mut().push_back(kept));
         }
         Self { inner, parts }
     }

@@ -341,6 +341,16 @@ impl Run {
             .unwrap_or_else(|| panic!("no row {method} {name} in {:#}", self.report()["rows"]))
     }
 
+    /// A check's (passes, fails) in the JSON report.
+    pub fn check(&self, name: &str) -> (u64, u64) {
+        let checks = &self.report()["checks"];
+        let check = checks
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no check `{name}` in {checks:#}"));
+        (check["passes"].as_u64().expect("passes"), check["fails"].as_u64().expect("fails"))
+    }
+
     pub fn requests(&self) -> u64 {
         self.report()["aggregated"]["requests"].as_u64().expect("aggregated.requests")
     }

@@ -199,9 +199,7 @@ fn every_body_framing_is_read_whole_and_connections_are_kept_only_when_allowed()
         assert_eq!(run.row("GET", path)["requests"].as_u64(), Some(*n), "{path}");
     }
     // The probe checks every body is exactly `ok`.
-    let checks = run.report()["checks"].as_array().expect("checks").clone();
-    let body = checks.iter().find(|c| c["name"] == "body is ok").expect("body check");
-    assert_eq!((body["passes"].as_u64(), body["fails"].as_u64()), (Some(200), Some(0)), "{checks:#?}");
+    assert_eq!(run.check("body is ok"), (200, 0));
 }
 
 #[test]
@@ -214,10 +212,7 @@ fn a_rust_scenario_reads_response_headers_fetched_on_demand() {
             .args(&["-u", "2", "--shared-iterations", "10"])
             .finish(LIMIT);
         assert_eq!(run.code(), 0, "{}", run.stderr);
-        let checks = run.report()["checks"].as_array().expect("checks").clone();
-        let check = checks.iter().find(|c| c["name"] == format!("header content-length is {expected}")).cloned();
-        let check = check.unwrap_or_else(|| panic!("no header check in {checks:#?}"));
-        (check["passes"].as_u64().unwrap_or_default(), check["fails"].as_u64().unwrap_or_default())
+        run.check(&format!("header content-length is {expected}"))
     };
     // The server answers `ok`: two bytes.
     assert_eq!(header_check("2"), (10, 0));
@@ -262,11 +257,8 @@ fn a_rust_scenario_reads_bodies_and_headers_whenever_it_likes() {
         .args(&["-u", "2", "--shared-iterations", "4"])
         .finish(LIMIT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    let checks = run.report()["checks"].as_array().expect("checks").clone();
-    for name in ["bodies read late are right", "start response read later is right"] {
-        let check = checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no `{name}` in {checks:#?}"));
-        assert_eq!((check["passes"].as_u64(), check["fails"].as_u64()), (Some(4), Some(0)), "{name}");
-    }
+    assert_eq!(run.check("bodies read late are right"), (4, 0));
+    assert_eq!(run.check("start response read later is right"), (4, 0));
     let echoed: Vec<Vec<u8>> = server.hits().into_iter().filter(|h| h.path == "/echo").map(|h| h.body).collect();
     assert_eq!(echoed.len(), 2 + 4 * 70, "on_start's two and the tasks' requests reached the server");
     assert_eq!(echoed.iter().filter(|b| b.starts_with(b"start-")).count(), 2);

@@ -295,6 +295,15 @@ mod tests {
         assert!(stash.headers(1).is_empty() && stash.body(1).is_empty());
     }
 
+    /// The Rust SDK fetches a response's parts before the host forgets them, so it must
+    /// count as many responses as the host keeps (the Python SDK's twin: `build::sdk`).
+    #[test]
+    fn the_rust_sdk_knows_how_many_responses_the_host_keeps() {
+        let sdk = include_str!("../../../sdk/src/response.rs");
+        let line = format!("\nconst HOST_KEEPS: usize = {KEPT_RESPONSE_HEADERS};\n");
+        assert!(sdk.contains(&line), "sdk/src/response.rs must say{line}");
+    }
+
     #[test]
     fn responses_with_nothing_to_fetch_take_no_place() {
         let mut stash = ResponseStash::default();

@@ -116,8 +116,8 @@ impl VuState {
     }
 
     /// Records every `catch-response` request the task left unsettled, with its default
-    /// outcome, and forgets the response parts kept for `response-headers` and `response-body`. Called after
-    /// each guest call.
+    /// outcome, and forgets the response parts kept for `response-headers` and
+    /// `response-body`. Called after each guest call.
     pub fn settle_pending(&mut self) {
         self.kept.clear();
         self.pending.settle_all(&self.recorder);
