@@ -58,7 +58,9 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
         );
     }
     crate::open_files::raise();
-    let layout = Layout::for_users(requested.load.peak_users());
+    // A missing or unreadable file is reported by `plan::load` with its reason.
+    let image_bytes = std::fs::read(&requested.plan_path).ok().and_then(|bytes| plan::image_bytes(&bytes));
+    let layout = Layout::for_plan(requested.load.peak_users(), image_bytes);
     for note in layout.notes() {
         console::line(&note);
     }

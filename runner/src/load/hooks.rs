@@ -7,20 +7,20 @@ use std::time::Duration;
 use super::call::guest_call;
 use super::vu::stopped;
 use crate::host::{HostShared, VuState};
-use crate::plan::{LoadedPlan, VuStack, new_store};
+use crate::plan::{LoadedPlan, VuMemory, new_store};
 use crate::stats::Recorder;
 
 /// Runs the scenario's `setup`. `Ok(data)` is what it returned for the VUs; `Err` says why
 /// the run cannot start.
 pub async fn setup(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder) -> Result<Option<String>, String> {
     let mut store = new_store(&plan.engine, VuState::new(0, shared, recorder));
-    let mut stack = VuStack::default();
+    let mut memory = VuMemory::default();
     let clock = store.data().clock.clone();
-    let guest = guest_call(&mut stack, &clock, plan.pre.instantiate_async(&mut store))
+    let guest = guest_call(&mut memory, &clock, plan.pre.instantiate_async(&mut store))
         .await
         .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
     let call = guest.wasmload_scenario_scenario().call_setup(&mut store);
-    let result = guest_call(&mut stack, &clock, call).await;
+    let result = guest_call(&mut memory, &clock, call).await;
     store.data_mut().settle_pending();
     match result {
         Ok(Ok(data)) => Ok(data),
@@ -33,14 +33,14 @@ pub async fn setup(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder) -
 /// recorded as a task error named `teardown`.
 pub async fn teardown(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder, limit: Duration) {
     let mut store = new_store(&plan.engine, VuState::new(0, shared, recorder.clone()));
-    let mut stack = VuStack::default();
+    let mut memory = VuMemory::default();
     let clock = store.data().clock.clone();
     let run = async {
-        let guest = guest_call(&mut stack, &clock, plan.pre.instantiate_async(&mut store))
+        let guest = guest_call(&mut memory, &clock, plan.pre.instantiate_async(&mut store))
             .await
             .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
         let call = guest.wasmload_scenario_scenario().call_teardown(&mut store, shared.setup_data.as_deref());
-        let result = guest_call(&mut stack, &clock, call).await;
+        let result = guest_call(&mut memory, &clock, call).await;
         store.data_mut().settle_pending();
         match result {
             Ok(Ok(())) => Ok(()),

@@ -18,15 +18,15 @@ use super::ramp::Seat;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::{GuestClock, VuState};
-use crate::limits::RELEASE_STACK_BEFORE_WAIT;
-use crate::plan::{Room, VuStack, new_store};
+use crate::limits::HIBERNATE_BEFORE_WAIT;
+use crate::plan::{Room, VuMemory, new_store};
 
 /// A live instance of the plan for one VU.
 struct Instance {
     store: Store<VuState>,
     guest: LoadTest,
-    /// The host stack the store's calls run on.
-    stack: VuStack,
+    /// The host stack the store's calls run on, and the guest's linear memories.
+    memory: VuMemory,
     /// The guest's compute time (shared with the store's data).
     clock: GuestClock,
     /// Counts the instance against the process's capacity (dropped after the store).
@@ -136,9 +136,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let state = instance.store.data_mut();
         state.iteration = done;
         state.late_by_us = due.map(|due| u64::try_from(started.duration_since(due).as_micros()).unwrap_or(u64::MAX));
-        let Instance { store, guest, stack, clock, .. } = &mut instance;
+        let Instance { store, guest, memory, clock, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
-        let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
+        let result = unless_killed(&mut phase, guest_call(memory, clock, call)).await;
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
@@ -163,8 +163,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
         let wait = if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
-            if wait >= RELEASE_STACK_BEFORE_WAIT {
-                instance.stack.release();
+            let hibernate = wait >= HIBERNATE_BEFORE_WAIT;
+            if hibernate {
+                instance.memory.hibernate();
                 instance.store.data_mut().release_buffers();
             }
             tokio::select! {
@@ -172,12 +173,15 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
                 _ = work.stop_requested(&mut phase) => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+            if hibernate {
+                instance.memory.wake();
+            }
         }
     };
     if let Ended::Normally = ended {
-        let Instance { store, guest, stack, clock, .. } = &mut instance;
+        let Instance { store, guest, memory, clock, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_on_stop(&mut *store);
-        let result = unless_killed(&mut phase, guest_call(stack, clock, call)).await;
+        let result = unless_killed(&mut phase, guest_call(memory, clock, call)).await;
         store.data_mut().settle_pending();
         report_hook(&ctx, "on_stop", result);
     }
@@ -199,10 +203,10 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
     let mut state = VuState::new(id, &ctx.shared, ctx.recorder.clone());
     state.scenario = ctx.scenario.clone();
     let mut store = new_store(&ctx.plan.engine, state);
-    let mut stack = VuStack::default();
+    let mut memory = VuMemory::default();
     let clock = store.data().clock.clone();
     let instantiate = ctx.plan.pre.instantiate_async(&mut store);
-    let guest = match unless_killed(phase, guest_call(&mut stack, &clock, instantiate)).await? {
+    let guest = match unless_killed(phase, guest_call(&mut memory, &clock, instantiate)).await? {
         Ok(guest) => guest,
         Err(e) => {
             ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.layout));
@@ -211,10 +215,10 @@ async fn start(id: u32, ctx: &VuContext, phase: &mut watch::Receiver<Phase>) -> 
         }
     };
     let call = guest.wasmload_scenario_scenario().call_on_start(&mut store);
-    let result = unless_killed(phase, guest_call(&mut stack, &clock, call)).await?;
+    let result = unless_killed(phase, guest_call(&mut memory, &clock, call)).await?;
     store.data_mut().settle_pending();
     if report_hook(ctx, "on_start", Some(result)) {
-        Some(Instance { store, guest, stack, clock, _room: room })
+        Some(Instance { store, guest, memory, clock, _room: room })
     } else {
         // A user whose `on_start` fails does not run (as in Locust).
         ctx.population.failed.fetch_add(1, Ordering::Relaxed);

@@ -5,8 +5,11 @@
 //!   A host stack mapped on its own costs three more per VU than one carved from a shared
 //!   arena (`stack_arena`), which keeps a page-table page per idle VU instead (4 KiB), and
 //!   copy-on-write memory images cost two more than copying the image into each VU's memory
-//!   (about 20 KiB more per VU). So when the users do not fit, the runner first carves
-//!   stacks, then also copies images.
+//!   (about 20 KiB more per VU while it runs). So when the users do not fit, the runner
+//!   first carves stacks, then also copies images. A plan whose data segments are at most
+//!   `HIBERNATE_IMAGES_UP_TO` (every Rust plan) always has its images copied, into memories
+//!   the runner makes (`memories`), so that its idle VUs can hibernate: they then keep a few
+//!   hundred bytes of their memory instead of about 30 KiB.
 //! - address space (128 TiB for a 64-bit Linux process): by default wasmtime reserves 4 GiB
 //!   plus a 32 MiB guard for every linear memory, so that compiled code needs no bounds
 //!   checks; that fills the address space at about 32,000 VUs (measured: 32,232 started, the
@@ -18,7 +21,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::limits::COMPACT_RESERVATION;
+use crate::limits::{COMPACT_RESERVATION, HIBERNATE_IMAGES_UP_TO};
 
 /// How a VU's linear memory gets the plan's initial data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +29,10 @@ pub enum MemoryImages {
     /// Mapped copy-on-write from one shared image: the least memory (pages the guest never
     /// writes are shared), the most maps.
     CopyOnWrite,
-    /// Copied into each VU's memory: about 20 KiB more memory per VU for a small Rust plan,
-    /// fewer maps, and slightly faster to start (measured: 8,000 VUs in 1.11 s against
-    /// 1.27 s).
+    /// Copied into each VU's memory, which the runner makes (`memories`) so that an idle VU
+    /// can hibernate it: fewer maps, slightly faster to start (measured: 8,000 VUs in 1.11 s
+    /// against 1.27 s), and about 20 KiB more memory per VU of a small Rust plan while the VU
+    /// runs, but a few hundred bytes while it waits long.
     Copied,
 }
 
@@ -88,37 +92,45 @@ pub struct Layout {
     pub images: MemoryImages,
     pub stacks: StackMaps,
     pub reservation: Reservation,
+    /// Whether the plan's data segments are small enough to copy into every VU anyway.
+    small_images: bool,
     /// `vm.max_map_count` when the layout was chosen, if it could be read: the choice, the
     /// warning before the run and every failed VU's message use the same reading.
     max_maps: Option<u64>,
 }
 
 impl Layout {
-    /// Copy-on-write images, own stacks and full reservations, unless `users` fit only
-    /// without them.
-    pub fn for_users(users: Option<u32>) -> Self {
-        Self::choose(users, max_map_count(), super::stack_arena::guards_supported())
+    /// For a plan whose data segments total `image_bytes` (`None`: unknown): copied images
+    /// if they are small, else copy-on-write; own stacks and full reservations, unless
+    /// `users` fit only without them.
+    pub fn for_plan(users: Option<u32>, image_bytes: Option<u64>) -> Self {
+        let small_images = image_bytes.is_some_and(|n| n <= HIBERNATE_IMAGES_UP_TO);
+        Self::choose(users, max_map_count(), super::stack_arena::guards_supported(), small_images)
     }
 
     /// The layout for `users` under `max_maps`, where stacks can be carved or not.
-    fn choose(users: Option<u32>, max_maps: Option<u64>, can_carve: bool) -> Self {
+    fn choose(users: Option<u32>, max_maps: Option<u64>, can_carve: bool, small_images: bool) -> Self {
         let users = users.map_or(0, u64::from);
         let carved = if can_carve { StackMaps::Carved } else { StackMaps::Own };
         // Each fits more VUs than the one before; the last fits the most.
         let most = (MemoryImages::Copied, carved);
-        let choices = [(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most];
-        let fits = |&(images, stacks): &(MemoryImages, StackMaps)| {
+        let choices: &[_] = if small_images {
+            &[(MemoryImages::Copied, StackMaps::Own), most]
+        } else {
+            &[(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most]
+        };
+        let fits = |&&(images, stacks): &&(MemoryImages, StackMaps)| {
             max_maps.is_none_or(|maps| users <= maps_capacity(maps, images, stacks))
         };
-        let (images, stacks) = choices.into_iter().find(fits).unwrap_or(most);
+        let (images, stacks) = choices.iter().find(fits).copied().unwrap_or(most);
         let reservation =
             if users > address_capacity(Reservation::Full) { Reservation::Compact } else { Reservation::Full };
-        Self { images, stacks, reservation, max_maps }
+        Self { images, stacks, reservation, small_images, max_maps }
     }
 
     /// The layout for a process that runs few instances (`build`'s checks).
     pub fn few() -> Self {
-        Self::for_users(Some(1))
+        Self::for_plan(Some(1), None)
     }
 
     /// What the user should know about this layout before the run: a line for each choice
@@ -132,7 +144,7 @@ impl Layout {
                     .to_owned(),
             );
         }
-        if self.images == MemoryImages::Copied {
+        if self.images == MemoryImages::Copied && !self.small_images {
             notes.push(
                 "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
                  many users fit under the kernel's memory-map limit (vm.max_map_count)"
@@ -255,6 +267,23 @@ fn max_map_count() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
 }
 
+/// Bytes of the active data segments of every core module in the component `bytes`: what
+/// wasmtime writes into each VU's memory when it copies images. `None` if it cannot be read.
+pub fn image_bytes(bytes: &[u8]) -> Option<u64> {
+    let mut total = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::DataSection(section) = payload.ok()? {
+            for data in section {
+                let data = data.ok()?;
+                if matches!(data.kind, wasmparser::DataKind::Active { .. }) {
+                    total += data.data.len() as u64;
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
 /// Says what went wrong instantiating a VU, naming the kernel limit when that is the cause.
 pub fn instantiation_error(e: &wasmtime::Error, layout: Layout) -> String {
     let text = format!("{e:#}");
@@ -281,7 +310,7 @@ mod tests {
     fn stacks_are_carved_before_images_are_copied() {
         let maps = Some(65_530);
         let at = |users: u32, can_carve| {
-            let l = Layout::choose(Some(users), maps, can_carve);
+            let l = Layout::choose(Some(users), maps, can_carve, false);
             (l.images, l.stacks)
         };
         use MemoryImages::{Copied, CopyOnWrite};
@@ -292,7 +321,20 @@ mod tests {
         assert_eq!(at(13_067, true), (Copied, Carved));
         assert_eq!(at(100_000, true), (Copied, Carved), "the most that fits when none does");
         assert_eq!(at(9_333, false), (Copied, Own), "without guard regions only copying helps");
-        assert_eq!(Layout::choose(Some(1_000_000), None, true).stacks, Own, "no limit known: the default");
+        assert_eq!(Layout::choose(Some(1_000_000), None, true, false).stacks, Own, "no limit known: the default");
+    }
+
+    #[test]
+    fn small_images_are_always_copied_and_stacks_carved_when_needed() {
+        let at = |users: u32| {
+            let l = Layout::choose(Some(users), Some(65_530), true, true);
+            (l.images, l.stacks, l.notes().len())
+        };
+        use MemoryImages::Copied;
+        use StackMaps::{Carved, Own};
+        assert_eq!(at(1), (Copied, Own, 0), "no note: copying is this plan's default");
+        assert_eq!(at(13_066), (Copied, Own, 0));
+        assert_eq!(at(13_067), (Copied, Carved, 1));
     }
 
     #[test]
@@ -300,8 +342,8 @@ mod tests {
         let full = address_capacity(Reservation::Full);
         assert!((31_000..32_232).contains(&full), "{full}");
         assert!(address_capacity(Reservation::Compact) > 400_000);
-        assert_eq!(Layout::for_users(Some(full as u32)).reservation, Reservation::Full);
-        assert_eq!(Layout::for_users(Some(full as u32 + 1)).reservation, Reservation::Compact);
-        assert_eq!(Layout::for_users(None).reservation, Reservation::Full);
+        assert_eq!(Layout::for_plan(Some(full as u32), None).reservation, Reservation::Full);
+        assert_eq!(Layout::for_plan(Some(full as u32 + 1), None).reservation, Reservation::Compact);
+        assert_eq!(Layout::for_plan(None, Some(1)).reservation, Reservation::Full);
     }
 }

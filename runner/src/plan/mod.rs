@@ -5,8 +5,11 @@
 mod cache;
 mod check;
 mod layout;
+mod memories;
+mod pack;
 mod stack_arena;
 mod stacks;
+mod vu_memory;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +22,8 @@ use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
 use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
-pub use layout::{Layout, MemoryImages, Room, StackMaps, instantiation_error};
-pub use stacks::VuStack;
+pub use layout::{Layout, MemoryImages, Room, StackMaps, image_bytes, instantiation_error};
+pub use vu_memory::VuMemory;
 
 /// A compiled, linked plan ready to instantiate once per VU.
 pub struct LoadedPlan {
@@ -44,7 +47,8 @@ impl std::fmt::Debug for LoadedPlan {
 /// reservations, pool sized to the VU count) with 1,000 and 8,000 idle VUs, it used 110
 /// against 117 KiB of RSS and 6.9 against 6.0 memory maps per VU and started them as fast,
 /// and it needs no sizing before the plan's user count is known. Memory images and
-/// reservations are as `layout` says (see `layout`). Fiber stacks come from `stacks`,
+/// reservations are as `layout` says (see `layout`); copied images go into memories the
+/// runner makes (`memories`), so that idle VUs can hibernate them. Fiber stacks come from `stacks`,
 /// so an idle VU can give its stack's memory back. Epoch interruption lets busy
 /// guests yield and lets a stop interrupt them.
 ///
@@ -58,6 +62,9 @@ pub fn engine(layout: Layout, plan_size: u64) -> anyhow::Result<Engine> {
     config.max_wasm_stack(MAX_WASM_STACK);
     config.wasm_component_model(true);
     config.memory_init_cow(layout.images == MemoryImages::CopyOnWrite);
+    if layout.images == MemoryImages::Copied {
+        config.with_host_memory(Arc::new(memories::Memories::default()));
+    }
     if let Some(bytes) = layout.reservation.bytes() {
         config.memory_reservation(bytes);
     }
