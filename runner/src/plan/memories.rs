@@ -72,8 +72,6 @@ unsafe impl MemoryCreator for Memories {
 /// `size` bytes readable and writable. Shared between wasmtime's `Memory` and the VU.
 #[derive(Debug)]
 pub struct Region {
-    /// Where the reservation's mapping starts (`reserve`).
-    mapping: AtomicUsize,
     base: AtomicUsize,
     size: AtomicUsize,
     capacity: AtomicUsize,
@@ -86,18 +84,13 @@ fn pages_for(n: usize) -> usize {
     n.div_ceil(page_size()) * page_size()
 }
 
-/// Reservations start on this boundary: the page tables of a memory's first 2 MiB (a Rust
-/// guest's stack, data and first heap pages) then fill one page-table page, not two.
-const ALIGN: usize = 2 << 20;
-
-/// A reservation of `len` bytes, inaccessible, at an `ALIGN`ed address of the kernel's
-/// choice: returns the mapping's start, which the reservation follows within `ALIGN` bytes.
+/// A reservation of `len` bytes, inaccessible, at an address of the kernel's choice.
 fn reserve(len: usize) -> Result<usize, String> {
     // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            len + ALIGN,
+            len,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
@@ -108,21 +101,6 @@ fn reserve(len: usize) -> Result<usize, String> {
         return Err(format!("cannot reserve {len} bytes for a VU memory: {}", std::io::Error::last_os_error()));
     }
     Ok(base as usize)
-}
-
-/// Where the reservation in the mapping that starts at `mapping` begins.
-fn aligned(mapping: usize) -> usize {
-    mapping.next_multiple_of(ALIGN)
-}
-
-/// Unmaps a reservation `reserve` made for `len` bytes.
-///
-/// # Safety
-///
-/// Nothing may refer to the reservation any more.
-unsafe fn unreserve(mapping: usize, len: usize) {
-    // SAFETY: by the caller's contract.
-    unsafe { libc::munmap(mapping as *mut libc::c_void, len + ALIGN) };
 }
 
 /// Makes `[from, to)` of a reservation readable and writable (both page-aligned).
@@ -141,10 +119,8 @@ fn open(from: usize, to: usize) -> Result<(), String> {
 impl Region {
     fn new(minimum: usize, reserved: Option<usize>, guard: usize, references: Arc<References>) -> Result<Self, String> {
         let capacity = pages_for(reserved.unwrap_or(minimum).max(minimum));
-        let mapping = reserve(capacity + guard)?;
-        let base = aligned(mapping);
+        let base = reserve(capacity + guard)?;
         let region = Self {
-            mapping: AtomicUsize::new(mapping),
             base: AtomicUsize::new(base),
             size: AtomicUsize::new(minimum),
             capacity: AtomicUsize::new(capacity),
@@ -166,8 +142,7 @@ impl Region {
             return Ok(());
         }
         let new_capacity = pages_for(new_size).max(capacity.saturating_mul(2));
-        let new_mapping = reserve(new_capacity + self.guard)?;
-        let new_base = aligned(new_mapping);
+        let new_base = reserve(new_capacity + self.guard)?;
         let used = pages_for(size);
         if used > 0 {
             // SAFETY: moves the accessible pages of this memory, which nothing runs on
@@ -184,13 +159,12 @@ impl Region {
             if moved == libc::MAP_FAILED {
                 let e = std::io::Error::last_os_error();
                 // SAFETY: the new reservation was made above and nothing refers to it.
-                unsafe { unreserve(new_mapping, new_capacity + self.guard) };
+                unsafe { libc::munmap(new_base as *mut libc::c_void, new_capacity + self.guard) };
                 return Err(format!("cannot move a growing VU memory: {e}"));
             }
         }
         // SAFETY: the old reservation, whose pages were moved out; nothing refers to it now.
-        unsafe { unreserve(self.mapping.load(Ordering::Relaxed), capacity + self.guard) };
-        self.mapping.store(new_mapping, Ordering::Relaxed);
+        unsafe { libc::munmap(base as *mut libc::c_void, capacity + self.guard) };
         self.base.store(new_base, Ordering::Relaxed);
         self.capacity.store(new_capacity, Ordering::Relaxed);
         open(new_base + used, new_base + pages_for(new_size))?;
@@ -263,7 +237,7 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: the reservation made in `new` (or `grow_to`); this is its last owner.
-        unsafe { unreserve(self.mapping.load(Ordering::Relaxed), self.capacity() + self.guard) };
+        unsafe { libc::munmap(self.base() as *mut libc::c_void, self.capacity() + self.guard) };
     }
 }
 
@@ -416,7 +390,8 @@ mod tests {
     #[test]
     fn a_memory_that_outgrows_its_reservation_moves_with_its_contents() {
         let creator = Memories::default();
-        let mut memory = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 17), 1 << 16).expect("m");
+        let mut memory =
+            creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 17), 1 << 16).expect("m");
         forget_made();
         // SAFETY: the first byte of the accessible part.
         unsafe { memory.as_ptr().write(42) };
