@@ -72,15 +72,21 @@ pub const CACHE_BYTES: u64 = 1 << 30;
 /// base memory down.
 pub const PARALLEL_COMPILE_ABOVE: u64 = 2 * 1024 * 1024;
 
-/// A VU about to wait at least this long hibernates first: it gives its host stack's pages
-/// back (see `plan::stacks`) and packs its linear memory away (`plan::memories`). Measured
-/// for the stack with 2,000 VUs each sending a request then waiting 1 s, for 11 s (release
-/// build, one core): releasing costs about 9 µs of CPU per wait (a system call now, faulting
-/// back the 3-4 pages the next call touches) and saves 15 KiB per VU (162 against 192 MiB
-/// peak RSS). So it is kept for waits long enough that the cost is small (about 1 % of a
-/// core per 1,000 VUs waiting this long) and the memory matters: with Locust's usual
-/// `between(1, 3)` every VU waits that long.
-pub const HIBERNATE_BEFORE_WAIT: Duration = Duration::from_secs(1);
+/// A VU about to wait at least this long gives its host stack's pages back first (see
+/// `plan::stacks`). Measured with 2,000 VUs each sending a request then waiting 1 s, for
+/// 11 s (release build, one core): releasing costs about 9 µs of CPU per wait (a system call
+/// now, faulting back the 3-4 pages the next call touches) and saves 15 KiB per VU (162
+/// against 192 MiB peak RSS). So it is kept for waits long enough that the cost is small
+/// (about 1 % of a core per 1,000 VUs waiting this long) and the memory matters: with
+/// Locust's usual `between(1, 3)` every VU waits that long.
+pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
+
+/// A VU about to wait at least this long also hibernates its linear memory
+/// (`plan::memories`): about 35 KiB less per idle VU of a Rust plan, for 25-35 µs of CPU per
+/// wait (measured: 500 VUs waiting 1 s between requests, `release` build, 76-86 against
+/// 49-50 µs of CPU per request). From 5 s that is at most 0.7 % of a core per 1,000 VUs,
+/// while VUs that wait a second or two, and so run often, keep their memory resident.
+pub const HIBERNATE_BEFORE_WAIT: Duration = Duration::from_secs(5);
 
 /// Plans whose data segments total at most this have them copied into every VU's memory,
 /// in memories the runner makes, so that idle VUs can hibernate (`plan::layout`,
@@ -89,8 +95,8 @@ pub const HIBERNATE_BEFORE_WAIT: Duration = Duration::from_secs(1);
 pub const HIBERNATE_IMAGES_UP_TO: u64 = 64 * 1024;
 
 /// A memory with more resident pages than this stays resident while its VU waits: packing
-/// and unpacking cost about a microsecond per page, so a wait of `HIBERNATE_BEFORE_WAIT`
-/// spends at most about 0.1 % of it on hibernating 1 MiB.
+/// and unpacking cost a few microseconds per page, so a wait of `HIBERNATE_BEFORE_WAIT`
+/// spends at most about 0.02 % of it on hibernating 1 MiB.
 pub const HIBERNATE_MAX_PAGES: usize = 256;
 
 /// Linear memory one VU's guest may have (`--max-vu-memory`). A Rust scenario uses one or

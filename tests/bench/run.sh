@@ -467,7 +467,7 @@ fi
 # --- paced requests ------------------------------------------------------------------------
 # What a request costs when VUs wait between requests, as Locust and k6 scenarios do: a wait
 # of 1 s or more makes each VU give its host stack's pages and its read buffer back first
-# (limits::HIBERNATE_BEFORE_WAIT), 990 ms does not; and nginx idles between requests.
+# (limits::RELEASE_STACK_BEFORE_WAIT), 990 ms does not; and nginx idles between requests.
 if (( PACED_VUS > 0 )); then
     echo "== Paced: $PACED_VUS VUs, each waiting between its requests, for 2 s and for 22 s"
     prow() { printf '%-8s %9s %8s %8s %8s %9s\n' "$@"; }

@@ -66,13 +66,13 @@ fn more_users_than_full_reservations_allow_start_with_compact_ones_or_the_map_li
 fn idle_vus_give_their_memory_back_and_wake_with_it_intact() {
     let server = Server::start();
     // Each VU keeps on_start's response (its body, `start-<vu>`, lives in the guest's heap)
-    // and reads it again in every task; between tasks it waits 3 s, long enough to
+    // and reads it again in every task; between tasks it waits 6 s, long enough to
     // hibernate. The VUs' bodies differ, so all but one VU's heap differs from the plan's
     // reference pages.
     let (child, json) = Runner::run(guests::PROBE)
         .host(&server)
         .env("PROBE_KEEP", "2")
-        .env("PROBE_WAIT", "constant:3000")
+        .env("PROBE_WAIT", "constant:6000")
         .args(&["-u", "4", "-r", "100", "--iterations", "2"])
         .spawn();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -18,7 +18,7 @@ use super::ramp::Seat;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::{GuestClock, VuState};
-use crate::limits::HIBERNATE_BEFORE_WAIT;
+use crate::limits::{HIBERNATE_BEFORE_WAIT, RELEASE_STACK_BEFORE_WAIT};
 use crate::plan::{Room, VuMemory, new_store};
 
 /// A live instance of the plan for one VU.
@@ -163,19 +163,19 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
         let wait = if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
-            let hibernate = wait >= HIBERNATE_BEFORE_WAIT;
-            if hibernate {
-                instance.memory.hibernate();
+            if wait >= RELEASE_STACK_BEFORE_WAIT {
+                instance.memory.release_stack();
                 instance.store.data_mut().release_buffers();
+            }
+            if wait >= HIBERNATE_BEFORE_WAIT {
+                instance.memory.hibernate();
             }
             tokio::select! {
                 biased;
                 _ = work.stop_requested(&mut phase) => {}
                 _ = tokio::time::sleep(wait) => {}
             }
-            if hibernate {
-                instance.memory.wake();
-            }
+            instance.memory.wake();
         }
     };
     if let Ended::Normally = ended {

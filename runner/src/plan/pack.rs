@@ -88,23 +88,28 @@ fn as_words(page: &[u8]) -> (&[u8], &[u64], &[u8]) {
 /// u16 LE][the words' bytes]`; `None` when they would be more than a `WHOLE_ABOVE`th of the
 /// page. Both are the same length, a multiple of 8 and at most 512 KiB.
 fn diff(page: &[u8], reference: &[u8]) -> Option<Box<[u8]>> {
+    if page == reference {
+        return Some(Box::default());
+    }
+    let word = |bytes: &[u8], i: usize| u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    let differs = |i: usize| word(page, i) != word(reference, i);
     let limit = page.len() / WHOLE_ABOVE;
-    let mut runs = Vec::new();
-    let mut word = 0;
     let words = page.len() / 8;
-    while word < words {
-        if page[word * 8..word * 8 + 8] == reference[word * 8..word * 8 + 8] {
-            word += 1;
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < words {
+        if !differs(i) {
+            i += 1;
             continue;
         }
-        let start = word;
-        while word < words && page[word * 8..word * 8 + 8] != reference[word * 8..word * 8 + 8] {
-            word += 1;
+        let start = i;
+        while i < words && differs(i) {
+            i += 1;
         }
-        let (offset, count) = (u16::try_from(start).ok()?, u16::try_from(word - start).ok()?);
+        let (offset, count) = (u16::try_from(start).ok()?, u16::try_from(i - start).ok()?);
         runs.extend_from_slice(&offset.to_le_bytes());
         runs.extend_from_slice(&count.to_le_bytes());
-        runs.extend_from_slice(&page[start * 8..word * 8]);
+        runs.extend_from_slice(&page[start * 8..i * 8]);
         if runs.len() > limit {
             return None;
         }

@@ -1,6 +1,7 @@
 //! What a VU holds outside wasmtime's view: the host stack its calls run on (`stacks`) and
 //! the linear memories the runner made for it (`memories`). Both are noted as the VU's
-//! calls make them, and given back while the VU waits long.
+//! calls make them, and given back while the VU waits long (`limits::RELEASE_STACK_BEFORE_WAIT`,
+//! `limits::HIBERNATE_BEFORE_WAIT`).
 
 use super::memories::{self, VuMemories};
 use super::stacks::VuStack;
@@ -25,15 +26,19 @@ impl VuMemory {
         self.memories.keep_made();
     }
 
-    /// Before a long wait: gives the stack's pages back and packs the memories away.
-    /// Call it only between calls into the VU's store, and [`VuMemory::wake`] before the
-    /// next one.
-    pub fn hibernate(&mut self) {
+    /// Before a wait of a second or more: gives the stack's pages back (the next call
+    /// faults them back in). Call it only between calls into the VU's store.
+    pub fn release_stack(&self) {
         self.stack.release();
+    }
+
+    /// Before a long wait: packs the memories away and gives their pages back. Call it only
+    /// between calls into the VU's store, and [`VuMemory::wake`] before the next one.
+    pub fn hibernate(&mut self) {
         self.memories.hibernate();
     }
 
-    /// After the wait: writes the memories back (the stack faults back in by itself).
+    /// After a wait: writes back what `hibernate` packed, if anything.
     pub fn wake(&mut self) {
         self.memories.wake();
     }
