@@ -59,8 +59,8 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     }
     crate::open_files::raise();
     // A missing or unreadable file is reported by `plan::load` with its reason.
-    let image_bytes = std::fs::read(&requested.plan_path).ok().and_then(|bytes| plan::image_bytes(&bytes));
-    let layout = Layout::for_plan(requested.load.peak_users(), image_bytes);
+    let data = std::fs::read(&requested.plan_path).ok().and_then(|bytes| plan::image::read(&bytes));
+    let layout = Layout::for_plan(requested.load.peak_users(), data.as_ref().map(|d| d.bytes));
     for note in layout.notes() {
         console::line(&note);
     }
@@ -73,7 +73,7 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
     };
     // A missing file is reported by `plan::load` with its reason.
     let plan_size = std::fs::metadata(&requested.plan_path).map_or(0, |m| m.len());
-    let engine = plan::engine(layout, plan_size)?;
+    let engine = plan::engine(layout, plan_size, data.and_then(|d| d.image).as_deref())?;
     let _ticker = EpochTicker::start(engine.clone());
     let loaded = Arc::new(plan::load(&requested.plan_path, engine, layout, &probe_shared).await?);
     release_compiler_memory();

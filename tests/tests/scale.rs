@@ -40,12 +40,12 @@ fn more_users_than_full_reservations_allow_start_with_compact_ones_or_the_map_li
     if maps >= USERS * 7 + 1_000 {
         assert_eq!(failed, 0, "{spawned}");
     } else {
-        // The probe's memory images are small, so they are copied into every VU: about
-        // (maps - 200) / 5 VUs fit, or (maps - 200) / 3 with stacks carved from shared
-        // mappings (Linux 6.13+); the rest are refused, by the runner or the kernel, and
-        // every refusal names the limit.
+        // Memory images copied into every VU fit about (maps - 200) / 5 VUs, or
+        // (maps - 200) / 3 with stacks carved from shared mappings (Linux 6.13+); the rest
+        // are refused, by the runner or the kernel, and every refusal names the limit.
         let carved = run.stderr.contains("carving VU stacks from shared mappings");
         let per_vu = if carved { 3 } else { 5 };
+        assert!(run.stderr.contains("copying memory images"), "{}", run.stderr);
         assert!(running >= (maps - 200) / per_vu * 9 / 10, "{spawned} with vm.max_map_count {maps}");
         let errors = run.report()["task_errors"].as_array().cloned().unwrap_or_default();
         let named: u64 = errors
@@ -86,7 +86,8 @@ fn idle_vus_give_their_memory_back_and_wake_with_it_intact() {
     let run = collect(child, json, Duration::from_secs(60));
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(memories.len(), 4, "one linear memory per VU: {memories:?}");
-    assert!(memories.iter().all(|&rss_kib| rss_kib == 0), "resident KiB of each waiting VU's memory: {memories:?}");
+    assert!(memories.iter().all(|&(_, image)| image), "each maps the plan's memory image: {memories:?}");
+    assert!(memories.iter().all(|&(kib, _)| kib == 0), "resident KiB of each waiting VU's memory: {memories:?}");
     // After waking, each task read on_start's response and its own, intact.
     assert_eq!(run.check("start response read later is right"), (8, 0));
     assert_eq!(run.check("bodies read late are right"), (8, 0));
@@ -96,28 +97,34 @@ fn idle_vus_give_their_memory_back_and_wake_with_it_intact() {
     assert_eq!(server.count("/"), 8);
 }
 
-/// Resident KiB of each VU linear memory in process `pid`: the read-write mappings right
-/// before an inaccessible one of at least 4 GiB (the rest of the memory's reservation and
-/// its guard), read from `/proc/PID/smaps`.
-fn vu_memories(pid: u32) -> Vec<u64> {
+/// Resident KiB of each VU linear memory in process `pid`, read from `/proc/PID/smaps`: the
+/// read-write mapping right before an inaccessible one of at least 4 GiB (the rest of the
+/// memory's reservation and its guard), and the memory image mapped before it.
+fn vu_memories(pid: u32) -> Vec<(u64, bool)> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read smaps");
-    // (perms, size in bytes, Rss in KiB) of each mapping, in address order.
-    let mut maps: Vec<(String, u64, u64)> = Vec::new();
+    // (perms, size in bytes, Rss in KiB, path) of each mapping, in address order.
+    let mut maps: Vec<(String, u64, u64, String)> = Vec::new();
     for line in smaps.lines() {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or_default();
         if let Some((start, end)) = first.split_once('-')
             && let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
         {
-            maps.push((words.next().unwrap_or_default().to_owned(), end - start, 0));
+            let perms = words.next().unwrap_or_default().to_owned();
+            let path = words.nth(3).unwrap_or_default().to_owned();
+            maps.push((perms, end - start, 0, path));
         } else if first == "Rss:"
             && let Some(last) = maps.last_mut()
         {
             last.2 = words.next().and_then(|kib| kib.parse().ok()).unwrap_or(0);
         }
     }
-    maps.windows(2)
-        .filter(|w| w[0].0.starts_with("rw") && w[1].0.starts_with("---") && w[1].1 >= 4 << 30)
-        .map(|w| w[0].2)
+    let is_image = |m: &(String, u64, u64, String)| m.0.starts_with("rw") && m.3.contains("wasmload-memory-image");
+    (1..maps.len())
+        .filter(|&j| maps[j].0.starts_with("---") && maps[j].1 >= 4 << 30 && maps[j - 1].0.starts_with("rw"))
+        .map(|j| {
+            let image = j >= 2 && is_image(&maps[j - 2]);
+            (maps[j - 1].2 + if image { maps[j - 2].2 } else { 0 }, image)
+        })
         .collect()
 }

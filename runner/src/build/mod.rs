@@ -87,7 +87,7 @@ async fn verify(plan_path: &Path) -> anyhow::Result<()> {
     };
     let size = std::fs::metadata(plan_path).map_or(0, |m| m.len());
     let layout = crate::plan::Layout::few();
-    let engine = crate::plan::engine(layout, size)?;
+    let engine = crate::plan::engine(layout, size, None)?;
     let _ticker = crate::run::EpochTicker::start(engine.clone());
     let loaded = crate::plan::load(plan_path, engine, layout, &shared).await?;
     let tasks: Vec<String> = loaded.plan.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();

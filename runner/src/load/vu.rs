@@ -164,7 +164,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let wait = if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
             if wait >= RELEASE_STACK_BEFORE_WAIT {
-                instance.memory.release_stack();
+                instance.memory.release();
                 instance.store.data_mut().release_buffers();
             }
             if wait >= HIBERNATE_BEFORE_WAIT {

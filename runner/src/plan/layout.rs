@@ -26,13 +26,18 @@ use crate::limits::{COMPACT_RESERVATION, HIBERNATE_IMAGES_UP_TO};
 /// How a VU's linear memory gets the plan's initial data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryImages {
-    /// Mapped copy-on-write from one shared image: the least memory (pages the guest never
-    /// writes are shared), the most maps.
+    /// wasmtime's memories, mapped copy-on-write from one shared image: pages the guest never
+    /// writes are shared; idle VUs cannot hibernate.
     CopyOnWrite,
-    /// Copied into each VU's memory, which the runner makes (`memories`) so that an idle VU
-    /// can hibernate it: fewer maps, slightly faster to start (measured: 8,000 VUs in 1.11 s
-    /// against 1.27 s), and about 20 KiB more memory per VU of a small Rust plan while the VU
-    /// runs, but a few hundred bytes while it waits long.
+    /// Memories the runner makes (`memories`), the image mapped copy-on-write from a shared
+    /// memfd, and idle VUs hibernate: for plans whose data segments are small (a Rust plan's:
+    /// about 24 KiB), as wasmtime then copies them over the image. One map more than
+    /// `Copied`.
+    Mapped,
+    /// Memories the runner makes, the image copied into each (about 20 KiB more memory per
+    /// VU of a small Rust plan while the VU runs; hibernated VUs keep only what differs):
+    /// the fewest maps, and slightly faster to start (measured: 8,000 VUs in 1.11 s against
+    /// 1.27 s).
     Copied,
 }
 
@@ -49,14 +54,17 @@ pub enum StackMaps {
 }
 
 /// Memory maps one VU costs, measured for a Rust plan (marginal maps between 1,000 and
-/// 3,000 or 5,000 idle VUs: 6.99 and 4.02 with copy-on-write, own and carved stacks; 4.93
-/// and 1.93 copied), rounded up. Carved, a VU leaves no spare maps when the kernel refuses
-/// it, and the runner's own maps grow with the VUs (arenas, heap: 40,560 maps for 20,000
-/// copied VUs with carved stacks), so those two are rounded up by one more.
+/// 3,000 or 5,000 idle VUs: 6.99 and 4.02 with wasmtime's copy-on-write, own and carved
+/// stacks; 5.00 with images mapped and own stacks; 4.93 and 1.93 copied), rounded up.
+/// Carved, a VU leaves no spare maps when the kernel refuses it, and the runner's own maps
+/// grow with the VUs (arenas, heap: 40,560 maps for 20,000 copied VUs with carved stacks),
+/// so those are rounded up by one more, and so is the exact 5.00.
 fn maps_per_vu(images: MemoryImages, stacks: StackMaps) -> u64 {
     match (images, stacks) {
         (MemoryImages::CopyOnWrite, StackMaps::Own) => 7,
         (MemoryImages::CopyOnWrite, StackMaps::Carved) => 5,
+        (MemoryImages::Mapped, StackMaps::Own) => 6,
+        (MemoryImages::Mapped, StackMaps::Carved) => 4,
         (MemoryImages::Copied, StackMaps::Own) => 5,
         (MemoryImages::Copied, StackMaps::Carved) => 3,
     }
@@ -92,19 +100,17 @@ pub struct Layout {
     pub images: MemoryImages,
     pub stacks: StackMaps,
     pub reservation: Reservation,
-    /// Whether the plan's data segments are small enough to copy into every VU anyway.
-    small_images: bool,
     /// `vm.max_map_count` when the layout was chosen, if it could be read: the choice, the
     /// warning before the run and every failed VU's message use the same reading.
     max_maps: Option<u64>,
 }
 
 impl Layout {
-    /// For a plan whose data segments total `image_bytes` (`None`: unknown): copied images
-    /// if they are small, else copy-on-write; own stacks and full reservations, unless
-    /// `users` fit only without them.
-    pub fn for_plan(users: Option<u32>, image_bytes: Option<u64>) -> Self {
-        let small_images = image_bytes.is_some_and(|n| n <= HIBERNATE_IMAGES_UP_TO);
+    /// For a plan whose data segments total `data_bytes` (`None`: unknown): images copied
+    /// into memories the runner makes if they are small, else copy-on-write; own stacks and
+    /// full reservations, unless `users` fit only without them.
+    pub fn for_plan(users: Option<u32>, data_bytes: Option<u64>) -> Self {
+        let small_images = data_bytes.is_some_and(|n| n <= HIBERNATE_IMAGES_UP_TO);
         Self::choose(users, max_map_count(), super::stack_arena::guards_supported(), small_images)
     }
 
@@ -115,7 +121,7 @@ impl Layout {
         // Each fits more VUs than the one before; the last fits the most.
         let most = (MemoryImages::Copied, carved);
         let choices: &[_] = if small_images {
-            &[(MemoryImages::Copied, StackMaps::Own), most]
+            &[(MemoryImages::Mapped, StackMaps::Own), (MemoryImages::Mapped, carved), most]
         } else {
             &[(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most]
         };
@@ -125,7 +131,7 @@ impl Layout {
         let (images, stacks) = choices.iter().find(fits).copied().unwrap_or(most);
         let reservation =
             if users > address_capacity(Reservation::Full) { Reservation::Compact } else { Reservation::Full };
-        Self { images, stacks, reservation, small_images, max_maps }
+        Self { images, stacks, reservation, max_maps }
     }
 
     /// The layout for a process that runs few instances (`build`'s checks).
@@ -144,7 +150,7 @@ impl Layout {
                     .to_owned(),
             );
         }
-        if self.images == MemoryImages::Copied && !self.small_images {
+        if self.images == MemoryImages::Copied {
             notes.push(
                 "Note: copying memory images into each VU instead of sharing them copy-on-write, so that this \
                  many users fit under the kernel's memory-map limit (vm.max_map_count)"
@@ -267,23 +273,6 @@ fn max_map_count() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
 }
 
-/// Bytes of the active data segments of every core module in the component `bytes`: what
-/// wasmtime writes into each VU's memory when it copies images. `None` if it cannot be read.
-pub fn image_bytes(bytes: &[u8]) -> Option<u64> {
-    let mut total = 0u64;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let wasmparser::Payload::DataSection(section) = payload.ok()? {
-            for data in section {
-                let data = data.ok()?;
-                if matches!(data.kind, wasmparser::DataKind::Active { .. }) {
-                    total += data.data.len() as u64;
-                }
-            }
-        }
-    }
-    Some(total)
-}
-
 /// Says what went wrong instantiating a VU, naming the kernel limit when that is the cause.
 pub fn instantiation_error(e: &wasmtime::Error, layout: Layout) -> String {
     let text = format!("{e:#}");
@@ -301,6 +290,8 @@ mod tests {
     fn capacity_leaves_room_for_the_runner_and_carving_and_copying_fit_more() {
         assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Own), 9_332);
         assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Carved), 13_066);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Own), 10_888);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Carved), 16_332);
         assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Own), 13_066);
         assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Carved), 21_776);
         assert_eq!(maps_capacity(100, MemoryImages::Copied, StackMaps::Carved), 0);
@@ -325,16 +316,18 @@ mod tests {
     }
 
     #[test]
-    fn small_images_are_always_copied_and_stacks_carved_when_needed() {
+    fn small_images_are_mapped_by_the_runner_then_stacks_carved_then_images_copied() {
         let at = |users: u32| {
             let l = Layout::choose(Some(users), Some(65_530), true, true);
             (l.images, l.stacks, l.notes().len())
         };
-        use MemoryImages::Copied;
+        use MemoryImages::{Copied, Mapped};
         use StackMaps::{Carved, Own};
-        assert_eq!(at(1), (Copied, Own, 0), "no note: copying is this plan's default");
-        assert_eq!(at(13_066), (Copied, Own, 0));
-        assert_eq!(at(13_067), (Copied, Carved, 1));
+        assert_eq!(at(1), (Mapped, Own, 0));
+        assert_eq!(at(10_888), (Mapped, Own, 0));
+        assert_eq!(at(10_889), (Mapped, Carved, 1));
+        assert_eq!(at(16_332), (Mapped, Carved, 1));
+        assert_eq!(at(16_333), (Copied, Carved, 2));
     }
 
     #[test]

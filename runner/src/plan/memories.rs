@@ -6,19 +6,25 @@
 //! where a memory lives, so nothing outside it can free an idle VU's pages. For plans whose
 //! data segments are small (`layout`), the runner makes the memories itself
 //! (`Config::with_host_memory`): a reservation of the size wasmtime asks for plus its guard,
-//! inaccessible beyond the memory's current size; wasmtime copies the data segments in.
+//! inaccessible beyond the memory's current size. Where the plan's segments make one image
+//! (`image`), the memory's first pages map it copy-on-write from a shared memfd, as
+//! wasmtime's own memories do; wasmtime then copies the segments in, writing the same bytes,
+//! which makes those pages the VU's own until the runner finds them equal to the image and
+//! drops them (`release`, `hibernate`), after which they read the shared image again.
 //! A memory is matched to its VU as a stack is (`stacks`): wasmtime makes a store's memories
 //! synchronously while instantiating, inside one poll of the VU's instantiation call, on the
 //! worker thread running the VU.
 //!
-//! Hibernating reads which pages are resident (`mincore`: exact for a private anonymous
-//! mapping on a machine without swap), packs the ones that are not all zero (`pack`), and
-//! drops them all (`MADV_DONTNEED`, after which they read as zeroes). Waking writes the kept
-//! pages back. With swap on, a page the kernel swapped out reads as not resident, so the
-//! runner does not hibernate memories then: the kernel pages idle memory out itself.
+//! Hibernating reads which pages the memory maps (`/proc/self/pagemap`: exact on a machine
+//! without swap), drops those equal to the image or all zero beyond it, packs the
+//! rest (`pack`), and gives them all back (`MADV_DONTNEED`, after which they read as the
+//! image, or zeroes beyond it). Waking writes the packed pages back. With swap on, a page
+//! the kernel swapped out reads as not resident, so the runner does not hibernate memories
+//! then: the kernel pages idle memory out itself.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -32,6 +38,68 @@ use crate::limits::HIBERNATE_MAX_PAGES;
 #[derive(Debug, Default)]
 pub struct Memories {
     references: Arc<References>,
+    image: Option<Arc<Image>>,
+}
+
+impl Memories {
+    /// Memories whose first bytes are `image` (`image::PlanData::image`), if any.
+    pub fn new(image: Option<&[u8]>) -> anyhow::Result<Self> {
+        let image = image.filter(|bytes| !bytes.is_empty()).map(Image::new).transpose()?.map(Arc::new);
+        Ok(Self { references: Arc::default(), image })
+    }
+}
+
+/// A plan's memory image in a memfd, which every VU memory maps copy-on-write, and a
+/// read-only view of it that hibernation compares pages with.
+#[derive(Debug)]
+struct Image {
+    fd: OwnedFd,
+    /// Bytes, in whole pages.
+    len: usize,
+    view: usize,
+}
+
+impl Image {
+    fn new(bytes: &[u8]) -> anyhow::Result<Self> {
+        let len = pages_for(bytes.len());
+        // SAFETY: the name is a NUL-terminated string; the new descriptor is owned below.
+        let raw = unsafe { libc::memfd_create(c"wasmload-memory-image".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            anyhow::bail!("cannot create a memory image: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let file = std::fs::File::from(fd.try_clone()?);
+        file.set_len(len as u64)?;
+        // Only pages with data are written: the rest stay holes, which read as zeroes.
+        for (i, chunk) in bytes.chunks(page_size()).enumerate() {
+            if !is_zero(chunk) {
+                std::os::unix::fs::FileExt::write_all_at(&file, chunk, (i * page_size()) as u64)?;
+            }
+        }
+        // SAFETY: a shared read-only view of the whole memfd, unmapped on drop.
+        let view =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+        if view == libc::MAP_FAILED {
+            anyhow::bail!("cannot map the memory image: {}", std::io::Error::last_os_error());
+        }
+        Ok(Self { fd, len, view: view as usize })
+    }
+
+    /// Page `i` of the image, if the image reaches it.
+    fn page(&self, i: usize) -> Option<&[u8]> {
+        let page = page_size();
+        // SAFETY: a whole page inside the read-only view, which nothing writes and which
+        // lives as long as `self`.
+        (i * page < self.len).then(|| unsafe { std::slice::from_raw_parts((self.view + i * page) as *const u8, page) })
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // SAFETY: the view made in `new`; nothing refers to it any more.
+        unsafe { libc::munmap(self.view as *mut libc::c_void, self.len) };
+    }
 }
 
 thread_local! {
@@ -50,9 +118,10 @@ pub fn take_made(into: &mut Vec<Arc<Region>>) {
     MADE.with(|made| into.append(&mut made.borrow_mut()));
 }
 
-// SAFETY: every memory is a fresh zero-filled private anonymous mapping of the reservation
-// and guard asked for, accessible up to its size; it moves only when it grows past the
-// reservation, which wasmtime allows only when the memory type says it may move.
+// SAFETY: every memory is a fresh private mapping of the reservation and guard asked for,
+// accessible up to its size, reading as zeroes but where it maps the image, whose bytes
+// wasmtime then writes anyway; it moves only when it grows past the reservation, which
+// wasmtime allows only when the memory type says it may move.
 unsafe impl MemoryCreator for Memories {
     fn new_memory(
         &self,
@@ -62,7 +131,8 @@ unsafe impl MemoryCreator for Memories {
         reserved: Option<usize>,
         guard: usize,
     ) -> Result<Box<dyn LinearMemory>, String> {
-        let region = Arc::new(Region::new(minimum, reserved, guard, self.references.clone())?);
+        let image = self.image.clone().filter(|image| image.len <= minimum);
+        let region = Arc::new(Region::new(minimum, reserved, guard, self.references.clone(), image)?);
         MADE.with(|made| made.borrow_mut().push(region.clone()));
         Ok(Box::new(Memory(region)))
     }
@@ -77,6 +147,8 @@ pub struct Region {
     capacity: AtomicUsize,
     guard: usize,
     references: Arc<References>,
+    /// The image mapped at the start of the memory.
+    image: Option<Arc<Image>>,
 }
 
 /// `n` rounded up to whole pages.
@@ -103,6 +175,23 @@ fn reserve(len: usize) -> Result<usize, String> {
     Ok(base as usize)
 }
 
+/// Moves the `len` bytes of one mapping at `from` over `to`, inside reservations this
+/// module owns; `false` if the kernel refused.
+fn move_pages(from: usize, to: usize, len: usize) -> bool {
+    // SAFETY: both ranges lie in reservations of a memory that nothing runs on during a
+    // grow; the pages keep their contents and protection.
+    let moved = unsafe {
+        libc::mremap(
+            from as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to as *mut libc::c_void,
+        )
+    };
+    moved != libc::MAP_FAILED
+}
+
 /// Makes `[from, to)` of a reservation readable and writable (both page-aligned).
 fn open(from: usize, to: usize) -> Result<(), String> {
     if to <= from {
@@ -117,18 +206,43 @@ fn open(from: usize, to: usize) -> Result<(), String> {
 }
 
 impl Region {
-    fn new(minimum: usize, reserved: Option<usize>, guard: usize, references: Arc<References>) -> Result<Self, String> {
+    fn new(
+        minimum: usize,
+        reserved: Option<usize>,
+        guard: usize,
+        references: Arc<References>,
+        image: Option<Arc<Image>>,
+    ) -> Result<Self, String> {
         let capacity = pages_for(reserved.unwrap_or(minimum).max(minimum));
         let base = reserve(capacity + guard)?;
+        let mapped = image.as_ref().map_or(0, |image| image.len);
         let region = Self {
             base: AtomicUsize::new(base),
             size: AtomicUsize::new(minimum),
             capacity: AtomicUsize::new(capacity),
             guard,
             references,
+            image,
         };
         // On failure `region` is dropped, which unmaps the reservation.
-        open(base, base + pages_for(minimum))?;
+        if let Some(image) = &region.image {
+            // SAFETY: replaces the start of the reservation just made (`image.len` is at most
+            // `minimum`, so inside it) with a private copy-on-write mapping of the image.
+            let at = unsafe {
+                libc::mmap(
+                    base as *mut libc::c_void,
+                    image.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    image.fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if at == libc::MAP_FAILED {
+                return Err(format!("cannot map the memory image: {}", std::io::Error::last_os_error()));
+            }
+        }
+        open(base + mapped, base + pages_for(minimum))?;
         Ok(region)
     }
 
@@ -144,21 +258,18 @@ impl Region {
         let new_capacity = pages_for(new_size).max(capacity.saturating_mul(2));
         let new_base = reserve(new_capacity + self.guard)?;
         let used = pages_for(size);
-        if used > 0 {
-            // SAFETY: moves the accessible pages of this memory, which nothing runs on
-            // during a grow, over the start of the new reservation; both ranges are ours.
-            let moved = unsafe {
-                libc::mremap(
-                    base as *mut libc::c_void,
-                    used,
-                    used,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                    new_base as *mut libc::c_void,
-                )
-            };
-            if moved == libc::MAP_FAILED {
+        // The image's mapping and the anonymous pages after it are moved one by one: one
+        // `mremap` moves one mapping.
+        let image_len = self.image.as_ref().map_or(0, |image| image.len);
+        let parts = [(0, image_len.min(used)), (image_len.min(used), used)];
+        for (done, &(from, to)) in parts.iter().enumerate() {
+            if to > from && !move_pages(base + from, new_base + from, to - from) {
                 let e = std::io::Error::last_os_error();
-                // SAFETY: the new reservation was made above and nothing refers to it.
+                // Put back what moved, then drop the new reservation.
+                for &(from, to) in parts[..done].iter().filter(|(from, to)| to > from) {
+                    move_pages(new_base + from, base + from, to - from);
+                }
+                // SAFETY: the new reservation was made above and nothing refers to it now.
                 unsafe { libc::munmap(new_base as *mut libc::c_void, new_capacity + self.guard) };
                 return Err(format!("cannot move a growing VU memory: {e}"));
             }
@@ -180,41 +291,109 @@ impl Region {
         self.capacity.load(Ordering::Relaxed)
     }
 
-    /// Packs the memory's resident pages and gives them back to the kernel; `place` is the
-    /// memory's place among its instance's memories. `None` (and nothing given back) when
-    /// the kernel cannot say which pages are resident, or more than `HIBERNATE_MAX_PAGES`
-    /// are.
+    /// The accessible pages this process has mapped, as (index, whether the page is the
+    /// VU's own rather than the image's), from `/proc/self/pagemap`; `None` if it cannot be
+    /// read. (`mincore` would not do: for a file mapping it reports the page cache, where
+    /// the image stays whether or not this memory maps it.)
+    fn present(&self) -> Option<Vec<(usize, bool)>> {
+        static PAGEMAP: OnceLock<Option<std::fs::File>> = OnceLock::new();
+        let pagemap = PAGEMAP.get_or_init(|| std::fs::File::open("/proc/self/pagemap").ok()).as_ref()?;
+        let page = page_size();
+        let (base, len) = (self.base(), pages_for(self.size.load(Ordering::Relaxed)));
+        let mut entries = vec![0u8; len / page * 8];
+        std::os::unix::fs::FileExt::read_exact_at(pagemap, &mut entries, (base / page * 8) as u64).ok()?;
+        let pages = entries.chunks_exact(8).map(|e| u64::from_ne_bytes(e.try_into().unwrap_or_default()));
+        // Bit 63: present; bit 61: a file page (here the image's, not yet written).
+        Some(pages.enumerate().filter(|(_, e)| e >> 63 == 1).map(|(i, e)| (i, (e >> 61) & 1 == 0)).collect())
+    }
+
+    /// Page `i` of the memory.
+    ///
+    /// # Safety
+    ///
+    /// Page `i` must be accessible, and nothing may write the memory while the slice lives.
+    unsafe fn page(&self, i: usize) -> &[u8] {
+        // SAFETY: by the caller's contract.
+        unsafe { std::slice::from_raw_parts((self.base() + i * page_size()) as *const u8, page_size()) }
+    }
+
+    /// Gives back `pages` (ascending indices), one run of consecutive pages per system call
+    /// when `runs`, else with one call from the first to the last.
+    fn drop_pages(&self, pages: &[usize], runs: bool) {
+        let (page, base) = (page_size(), self.base());
+        let mut rest = pages;
+        while let [first, ..] = rest {
+            let run = if runs { rest.windows(2).take_while(|w| w[1] == w[0] + 1).count() + 1 } else { rest.len() };
+            let last = rest[run - 1];
+            // SAFETY: accessible pages whose contents the caller has kept or found equal to
+            // what they read as afterwards (the image, or zeroes beyond it).
+            unsafe {
+                libc::madvise(
+                    (base + first * page) as *mut libc::c_void,
+                    (last + 1 - first) * page,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            rest = &rest[run..];
+        }
+    }
+
+    /// Whether page `i`, with `bytes`, reads the same once given back: equal to the image
+    /// there, or all zero beyond the image.
+    fn reads_back(&self, i: usize, bytes: &[u8]) -> bool {
+        match self.image.as_ref().and_then(|image| image.page(i)) {
+            Some(image) => bytes == image,
+            None => is_zero(bytes),
+        }
+    }
+
+    /// Gives back the image's pages that this VU has made its own (wasmtime wrote the data
+    /// segments over them) but that still equal the image, so that they are shared again.
+    ///
+    /// # Safety
+    ///
+    /// No call into the memory's store may be running.
+    unsafe fn share_image(&self) {
+        let Some(image) = &self.image else { return };
+        let Some(present) = self.present() else { return };
+        let pages = image.len / page_size();
+        let equal: Vec<usize> = present
+            .into_iter()
+            .take_while(|&(i, _)| i < pages)
+            // SAFETY: present accessible pages, which by the contract nothing writes meanwhile.
+            .filter(|&(i, own)| own && self.reads_back(i, unsafe { self.page(i) }))
+            .map(|(i, _)| i)
+            .collect();
+        self.drop_pages(&equal, true);
+    }
+
+    /// Packs the memory's own pages and gives all its pages back to the kernel; `place` is
+    /// the memory's place among its instance's memories. `None` (and nothing given back)
+    /// when the kernel cannot say which pages are present, or more than
+    /// `HIBERNATE_MAX_PAGES` are the VU's own.
     ///
     /// # Safety
     ///
     /// No call into the memory's store may be running, and none may start before `wake`.
     unsafe fn hibernate(&self, place: usize) -> Option<Packed> {
-        let page = page_size();
-        let (base, len) = (self.base(), pages_for(self.size.load(Ordering::Relaxed)));
-        let mut resident = vec![0u8; len / page];
-        // SAFETY: the accessible part of a mapping this region owns; `resident` has one
-        // byte per page of it.
-        if len == 0 || unsafe { libc::mincore(base as *mut libc::c_void, len, resident.as_mut_ptr()) } != 0 {
+        let present = self.present()?;
+        if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
         }
-        let touched: Vec<usize> = (0..resident.len()).filter(|&i| resident[i] & 1 == 1).collect();
-        let (&first, &last) = (touched.first()?, touched.last()?);
-        if touched.len() > HIBERNATE_MAX_PAGES {
-            return None;
-        }
-        let pages = touched
-            .into_iter()
-            .filter_map(|i| {
-                // SAFETY: a resident page of the accessible part, which by this method's
-                // contract nothing writes meanwhile.
-                let bytes = unsafe { std::slice::from_raw_parts((base + i * page) as *const u8, page) };
-                (!is_zero(bytes)).then(|| (i, self.references.pack((place, i), bytes)))
+        let image = self.image.as_ref();
+        let pages = present
+            .iter()
+            .filter(|&&(_, own)| own)
+            .filter_map(|&(i, _)| {
+                // SAFETY: a present accessible page, which by the contract nothing writes
+                // meanwhile.
+                let bytes = unsafe { self.page(i) };
+                let reference = image.and_then(|image| image.page(i));
+                (!self.reads_back(i, bytes)).then(|| (i, self.references.pack((place, i), bytes, reference)))
             })
             .collect();
-        // SAFETY: pages of the accessible part, packed above; they read as zeroes afterwards.
-        unsafe {
-            libc::madvise((base + first * page) as *mut libc::c_void, (last + 1 - first) * page, libc::MADV_DONTNEED)
-        };
+        let all: Vec<usize> = present.into_iter().map(|(i, _)| i).collect();
+        self.drop_pages(&all, false);
         Some(Packed(pages))
     }
 
@@ -277,7 +456,7 @@ impl Packed {
     }
 }
 
-/// Whether the machine swaps: then `mincore` cannot see every page a memory holds.
+/// Whether the machine swaps: then a page swapped out would read as not present.
 fn swap_on() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
@@ -292,6 +471,8 @@ fn swap_on() -> bool {
 pub struct VuMemories {
     regions: Vec<Arc<Region>>,
     packed: Vec<Option<Packed>>,
+    /// Whether the image pages wasmtime wrote over have been shared again.
+    shared: bool,
 }
 
 impl VuMemories {
@@ -300,12 +481,27 @@ impl VuMemories {
         take_made(&mut self.regions);
     }
 
+    /// Once in the VU's life, before its first wait of a second or more: gives back the
+    /// pages of the memory image that it made its own but that still equal the image. Call
+    /// it only between calls into the VU's store.
+    pub fn share_image(&mut self) {
+        if self.shared || swap_on() {
+            return;
+        }
+        self.shared = true;
+        for region in &self.regions {
+            // SAFETY: by this method's contract no call into the store runs.
+            unsafe { region.share_image() };
+        }
+    }
+
     /// Packs the memories away and gives their pages back, unless swap is on. Call it only
     /// between calls into the VU's store, and [`VuMemories::wake`] before the next one.
     pub fn hibernate(&mut self) {
         if !self.packed.is_empty() || swap_on() {
             return;
         }
+        self.shared = true;
         // SAFETY: by this method's contract no call into the store runs until `wake`.
         self.packed = self.regions.iter().enumerate().map(|(place, r)| unsafe { r.hibernate(place) }).collect();
     }
@@ -343,11 +539,7 @@ mod tests {
     }
 
     fn resident_pages(region: &Region) -> usize {
-        let len = pages_for(region.size.load(Ordering::Relaxed));
-        let mut resident = vec![0u8; len / page_size()];
-        // SAFETY: as in `hibernate`.
-        assert_eq!(unsafe { libc::mincore(region.base() as *mut libc::c_void, len, resident.as_mut_ptr()) }, 0);
-        resident.iter().filter(|&&r| r & 1 == 1).count()
+        region.present().expect("pagemap").len()
     }
 
     #[test]
@@ -385,6 +577,42 @@ mod tests {
         assert_eq!(resident_pages(&first.regions[0]), 2, "the zero pages stay out");
         assert_eq!(bytes(&first.regions[0]), &before[0][..]);
         assert_eq!(bytes(&second.regions[0]), &before[1][..]);
+    }
+
+    #[test]
+    fn image_pages_are_shared_again_and_hibernation_keeps_only_what_differs_from_them() {
+        if swap_on() {
+            eprintln!("skipped: this machine swaps, so memories do not hibernate");
+            return;
+        }
+        let page = page_size();
+        let mut image = vec![0u8; 3 * page + 100];
+        image[..page].fill(1);
+        image[2 * page..].fill(2);
+        let creator = Memories::new(Some(&image)).expect("image");
+        forget_made();
+        let _m = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("m");
+        let mut vu = made();
+        let region = vu.regions[0].clone();
+        let mem = bytes(&region);
+        assert_eq!(&mem[..image.len()], &image[..], "the memory starts as the image");
+        assert_eq!(resident_pages(&region), 4, "reading mapped the image's pages");
+        assert!(region.present().expect("pagemap").iter().all(|&(_, own)| !own), "shared, not yet written");
+        // As wasmtime does: the segments written over the image, then the guest's own writes.
+        mem[..image.len()].copy_from_slice(&image);
+        mem[2 * page + 8] = 7;
+        mem[6 * page] = 5;
+        let before = mem.to_vec();
+        assert_eq!(resident_pages(&region), 16);
+        vu.share_image();
+        assert_eq!(resident_pages(&region), 13, "the image pages still equal to it were given back");
+        assert_eq!(bytes(&region), &before[..], "and read the same");
+        vu.hibernate();
+        assert_eq!(resident_pages(&region), 0);
+        // Page 6, the first packed there, is the plan's reference: it costs this VU nothing.
+        assert_eq!(vu.packed_bytes(), 4 + 8, "the one word of the image's third page that differs");
+        vu.wake();
+        assert_eq!(bytes(&region), &before[..]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod cache;
 mod check;
+pub mod image;
 mod layout;
 mod memories;
 mod pack;
@@ -22,7 +23,7 @@ use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
 use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
-pub use layout::{Layout, MemoryImages, Room, StackMaps, image_bytes, instantiation_error};
+pub use layout::{Layout, MemoryImages, Room, StackMaps, instantiation_error};
 pub use vu_memory::VuMemory;
 
 /// A compiled, linked plan ready to instantiate once per VU.
@@ -55,15 +56,23 @@ impl std::fmt::Debug for LoadedPlan {
 /// Plans smaller than `PARALLEL_COMPILE_ABOVE` are compiled on one thread: measured with the
 /// 107 KB probe plan, that lowers the runner's peak RSS from 22.3 to 20.4 MiB for 0.04 s more;
 /// large plans (Python, JavaScript) compile in parallel, which halves their compile time.
-pub fn engine(layout: Layout, plan_size: u64) -> anyhow::Result<Engine> {
+///
+/// `image` is the plan's memory image (`image::PlanData`), mapped into the memories the
+/// runner makes.
+pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
     config.epoch_interruption(!crate::limits::limits_off_for_benchmark());
     config.max_wasm_stack(MAX_WASM_STACK);
     config.wasm_component_model(true);
     config.memory_init_cow(layout.images == MemoryImages::CopyOnWrite);
-    if layout.images == MemoryImages::Copied {
-        config.with_host_memory(Arc::new(memories::Memories::default()));
+    let image = match layout.images {
+        MemoryImages::CopyOnWrite => None,
+        MemoryImages::Mapped => Some(image),
+        MemoryImages::Copied => Some(None),
+    };
+    if let Some(image) = image {
+        config.with_host_memory(Arc::new(memories::Memories::new(image)?));
     }
     if let Some(bytes) = layout.reservation.bytes() {
         config.memory_reservation(bytes);

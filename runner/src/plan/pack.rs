@@ -25,11 +25,12 @@ pub type Place = (usize, usize);
 pub struct References(Mutex<HashMap<Place, Arc<[u8]>>>);
 
 impl References {
-    /// Packs `page`, found at `place`; it becomes the reference there if there is none yet.
-    pub fn pack(&self, place: Place, page: &[u8]) -> Kept {
+    /// Packs `page`, found at `place`. The first page packed at a place becomes the
+    /// reference there, or `initial` if given (what the page held when the VU started).
+    pub fn pack(&self, place: Place, page: &[u8], initial: Option<&[u8]>) -> Kept {
         let reference = {
             let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.entry(place).or_insert_with(|| Arc::from(page)).clone()
+            map.entry(place).or_insert_with(|| Arc::from(initial.unwrap_or(page))).clone()
         };
         match diff(page, &reference) {
             Some(runs) => Kept::Diff { reference, runs },
@@ -151,8 +152,8 @@ mod tests {
     fn the_first_page_at_a_place_is_the_reference_and_equal_pages_keep_nothing() {
         let refs = References::default();
         let page = page_with(&[(10, 1)]);
-        let first = refs.pack((0, 3), &page);
-        let second = refs.pack((0, 3), &page);
+        let first = refs.pack((0, 3), &page, None);
+        let second = refs.pack((0, 3), &page, None);
         assert_eq!((first.own_bytes(), second.own_bytes()), (0, 0));
         assert_eq!(round_trip(&second), page);
         let Kept::Diff { reference: a, .. } = &first else { panic!("a diff") };
@@ -163,10 +164,10 @@ mod tests {
     #[test]
     fn a_page_that_differs_a_little_keeps_only_the_words_that_differ() {
         let refs = References::default();
-        refs.pack((1, 0), &page_with(&[]));
+        refs.pack((1, 0), &page_with(&[]), None);
         // Two changed bytes in one word, one in the last word, two in adjacent words.
         let page = page_with(&[(0, 1), (5, 2), (PAGE - 1, 3), (100, 4), (104, 5)]);
-        let kept = refs.pack((1, 0), &page);
+        let kept = refs.pack((1, 0), &page, None);
         assert_eq!(kept.own_bytes(), (4 + 8) + (4 + 8) + (4 + 16), "{kept:?}");
         assert_eq!(round_trip(&kept), page);
     }
@@ -174,12 +175,12 @@ mod tests {
     #[test]
     fn a_page_that_differs_a_lot_is_kept_whole_and_places_do_not_mix() {
         let refs = References::default();
-        refs.pack((0, 0), &page_with(&[]));
+        refs.pack((0, 0), &page_with(&[]), None);
         let page: Vec<u8> = (0..PAGE).map(|i| (i % 251) as u8).collect();
-        let kept = refs.pack((0, 0), &page);
+        let kept = refs.pack((0, 0), &page, None);
         assert!(matches!(kept, Kept::Whole(_)));
         assert_eq!(round_trip(&kept), page);
-        let elsewhere = refs.pack((0, 1), &page);
+        let elsewhere = refs.pack((0, 1), &page, None);
         assert_eq!(elsewhere.own_bytes(), 0, "another place has its own reference");
         assert_eq!(round_trip(&elsewhere), page);
     }

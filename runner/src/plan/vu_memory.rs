@@ -27,9 +27,11 @@ impl VuMemory {
     }
 
     /// Before a wait of a second or more: gives the stack's pages back (the next call
-    /// faults them back in). Call it only between calls into the VU's store.
-    pub fn release_stack(&self) {
+    /// faults them back in), and the first time, the memory-image pages the VU still
+    /// shares in content but not in memory. Call it only between calls into the VU's store.
+    pub fn release(&mut self) {
         self.stack.release();
+        self.memories.share_image();
     }
 
     /// Before a long wait: packs the memories away and gives their pages back. Call it only
