@@ -533,6 +533,7 @@ mod tests {
         memories
     }
 
+    #[allow(clippy::mut_from_ref)]
     fn bytes(region: &Region) -> &mut [u8] {
         // SAFETY: the accessible part of a region no instance uses.
         unsafe { std::slice::from_raw_parts_mut(region.base() as *mut u8, region.size.load(Ordering::Relaxed)) }
