@@ -164,11 +164,8 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let wait = if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
             if wait >= RELEASE_STACK_BEFORE_WAIT {
-                instance.memory.release();
+                instance.memory.release(wait >= HIBERNATE_BEFORE_WAIT);
                 instance.store.data_mut().release_buffers();
-            }
-            if wait >= HIBERNATE_BEFORE_WAIT {
-                instance.memory.hibernate();
             }
             tokio::select! {
                 biased;

@@ -57,6 +57,9 @@ struct Image {
     /// Bytes, in whole pages.
     len: usize,
     view: usize,
+    /// The pages from the first to the last that hold data (not all zero): the ones
+    /// wasmtime writes the segments over.
+    data: std::ops::Range<usize>,
 }
 
 impl Image {
@@ -72,9 +75,11 @@ impl Image {
         let file = std::fs::File::from(fd.try_clone()?);
         file.set_len(len as u64)?;
         // Only pages with data are written: the rest stay holes, which read as zeroes.
+        let mut data = usize::MAX..0;
         for (i, chunk) in bytes.chunks(page_size()).enumerate() {
             if !is_zero(chunk) {
                 std::os::unix::fs::FileExt::write_all_at(&file, chunk, (i * page_size()) as u64)?;
+                data = data.start.min(i)..i + 1;
             }
         }
         // SAFETY: a shared read-only view of the whole memfd, unmapped on drop.
@@ -83,7 +88,7 @@ impl Image {
         if view == libc::MAP_FAILED {
             anyhow::bail!("cannot map the memory image: {}", std::io::Error::last_os_error());
         }
-        Ok(Self { fd, len, view: view as usize })
+        Ok(Self { fd, len, view: view as usize, data })
     }
 
     /// Page `i` of the image, if the image reaches it.
@@ -291,20 +296,25 @@ impl Region {
         self.capacity.load(Ordering::Relaxed)
     }
 
-    /// The accessible pages this process has mapped, as (index, whether the page is the
+    /// The accessible pages among `pages` this process has mapped, as (index, whether the page is the
     /// VU's own rather than the image's), from `/proc/self/pagemap`; `None` if it cannot be
     /// read. (`mincore` would not do: for a file mapping it reports the page cache, where
     /// the image stays whether or not this memory maps it.)
-    fn present(&self) -> Option<Vec<(usize, bool)>> {
+    fn present(&self, pages: std::ops::Range<usize>) -> Option<Vec<(usize, bool)>> {
         static PAGEMAP: OnceLock<Option<std::fs::File>> = OnceLock::new();
         let pagemap = PAGEMAP.get_or_init(|| std::fs::File::open("/proc/self/pagemap").ok()).as_ref()?;
         let page = page_size();
-        let (base, len) = (self.base(), pages_for(self.size.load(Ordering::Relaxed)));
-        let mut entries = vec![0u8; len / page * 8];
-        std::os::unix::fs::FileExt::read_exact_at(pagemap, &mut entries, (base / page * 8) as u64).ok()?;
-        let pages = entries.chunks_exact(8).map(|e| u64::from_ne_bytes(e.try_into().unwrap_or_default()));
+        let accessible = pages_for(self.size.load(Ordering::Relaxed)) / page;
+        let pages = pages.start..pages.end.min(accessible);
+        if pages.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut entries = vec![0u8; pages.len() * 8];
+        let at = (self.base() / page + pages.start) * 8;
+        std::os::unix::fs::FileExt::read_exact_at(pagemap, &mut entries, at as u64).ok()?;
+        let entries = entries.chunks_exact(8).map(|e| u64::from_ne_bytes(e.try_into().unwrap_or_default()));
         // Bit 63: present; bit 61: a file page (here the image's, not yet written).
-        Some(pages.enumerate().filter(|(_, e)| e >> 63 == 1).map(|(i, e)| (i, (e >> 61) & 1 == 0)).collect())
+        Some(pages.zip(entries).filter(|(_, e)| e >> 63 == 1).map(|(i, e)| (i, (e >> 61) & 1 == 0)).collect())
     }
 
     /// Page `i` of the memory.
@@ -355,11 +365,9 @@ impl Region {
     /// No call into the memory's store may be running.
     unsafe fn share_image(&self) {
         let Some(image) = &self.image else { return };
-        let Some(present) = self.present() else { return };
-        let pages = image.len / page_size();
+        let Some(present) = self.present(image.data.clone()) else { return };
         let equal: Vec<usize> = present
             .into_iter()
-            .take_while(|&(i, _)| i < pages)
             // SAFETY: present accessible pages, which by the contract nothing writes meanwhile.
             .filter(|&(i, own)| own && self.reads_back(i, unsafe { self.page(i) }))
             .map(|(i, _)| i)
@@ -376,7 +384,7 @@ impl Region {
     ///
     /// No call into the memory's store may be running, and none may start before `wake`.
     unsafe fn hibernate(&self, place: usize) -> Option<Packed> {
-        let present = self.present()?;
+        let present = self.present(0..usize::MAX)?;
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
         }
@@ -482,8 +490,8 @@ impl VuMemories {
     }
 
     /// Once in the VU's life, before its first wait of a second or more: gives back the
-    /// pages of the memory image that it made its own but that still equal the image. Call
-    /// it only between calls into the VU's store.
+    /// pages of the memory image that it made its own but that still equal the image
+    /// (hibernating does it too). Call it only between calls into the VU's store.
     pub fn share_image(&mut self) {
         if self.shared || swap_on() {
             return;
@@ -540,7 +548,7 @@ mod tests {
     }
 
     fn resident_pages(region: &Region) -> usize {
-        region.present().expect("pagemap").len()
+        region.present(0..usize::MAX).expect("pagemap").len()
     }
 
     #[test]
@@ -598,7 +606,7 @@ mod tests {
         let mem = bytes(&region);
         assert_eq!(&mem[..image.len()], &image[..], "the memory starts as the image");
         assert_eq!(resident_pages(&region), 4, "reading mapped the image's pages");
-        assert!(region.present().expect("pagemap").iter().all(|&(_, own)| !own), "shared, not yet written");
+        assert!(region.present(0..usize::MAX).expect("pagemap").iter().all(|&(_, own)| !own), "shared, not yet written");
         // As wasmtime does: the segments written over the image, then the guest's own writes.
         mem[..image.len()].copy_from_slice(&image);
         mem[2 * page + 8] = 7;

@@ -27,20 +27,21 @@ impl VuMemory {
     }
 
     /// Before a wait of a second or more: gives the stack's pages back (the next call
-    /// faults them back in), and the first time, the memory-image pages the VU still
-    /// shares in content but not in memory. Call it only between calls into the VU's store.
-    pub fn release(&mut self) {
+    /// faults them back in). Before a wait of `limits::HIBERNATE_BEFORE_WAIT` or more, also
+    /// packs the memories away and gives their pages back (then [`VuMemory::wake`] must run
+    /// before the next call); before a shorter one, the first time, gives back the memory
+    /// image's pages that the VU made its own but left equal to the image. Call it only
+    /// between calls into the VU's store.
+    pub fn release(&mut self, hibernate: bool) {
         self.stack.release();
-        self.memories.share_image();
+        if hibernate {
+            self.memories.hibernate();
+        } else {
+            self.memories.share_image();
+        }
     }
 
-    /// Before a long wait: packs the memories away and gives their pages back. Call it only
-    /// between calls into the VU's store, and [`VuMemory::wake`] before the next one.
-    pub fn hibernate(&mut self) {
-        self.memories.hibernate();
-    }
-
-    /// After a wait: writes back what `hibernate` packed, if anything.
+    /// After a wait: writes back what `release` packed, if anything.
     pub fn wake(&mut self) {
         self.memories.wake();
     }
