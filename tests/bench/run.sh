@@ -348,9 +348,9 @@ if (( MEMORY_MAX > 0 )); then
     done
     echo "started: VUs that sent their request (nginx's count). KiB/VU: RSS (peak), PSS or page"
     echo "tables (PT, the kernel's VmPTE; PSS and PT 5 s in) difference to the previous row /"
-    echo "difference in started VUs. RSS counts the copy-on-write memory image every VU maps once"
-    echo "per VU; PSS counts it once; neither counts page tables. Each idle VU holds its wasm"
-    echo "instance, its task and one kept-alive connection."
+    echo "difference in started VUs. RSS counts a copy-on-write memory-image page once per VU"
+    echo "that maps it; PSS counts it once; neither counts page tables. Each idle VU holds its"
+    echo "wasm instance, its task and one kept-alive connection, and hibernates for its wait."
     echo
     if (( PAGE_KIB > 0 && MEMORY_MAX >= 1000 )); then
         echo "== Memory: idle VUs after one ${PAGE_KIB} KiB response (GET /page), 6 s run"

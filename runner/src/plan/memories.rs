@@ -606,7 +606,10 @@ mod tests {
         let mem = bytes(&region);
         assert_eq!(&mem[..image.len()], &image[..], "the memory starts as the image");
         assert_eq!(resident_pages(&region), 4, "reading mapped the image's pages");
-        assert!(region.present(0..usize::MAX).expect("pagemap").iter().all(|&(_, own)| !own), "shared, not yet written");
+        assert!(
+            region.present(0..usize::MAX).expect("pagemap").iter().all(|&(_, own)| !own),
+            "shared, not yet written"
+        );
         // As wasmtime does: the segments written over the image, then the guest's own writes.
         mem[..image.len()].copy_from_slice(&image);
         mem[2 * page + 8] = 7;
