@@ -28,6 +28,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use anyhow::Context as _;
+
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 use super::pack::{Kept, References, is_zero};
@@ -73,15 +75,17 @@ impl Image {
         // SAFETY: a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let file = std::fs::File::from(fd.try_clone()?);
-        file.set_len(len as u64)?;
+        file.set_len(len as u64).context("cannot size the memory image")?;
         // Only pages with data are written: the rest stay holes, which read as zeroes.
-        let mut data = usize::MAX..0;
+        let mut written: Option<(usize, usize)> = None;
         for (i, chunk) in bytes.chunks(page_size()).enumerate() {
             if !is_zero(chunk) {
-                std::os::unix::fs::FileExt::write_all_at(&file, chunk, (i * page_size()) as u64)?;
-                data = data.start.min(i)..i + 1;
+                std::os::unix::fs::FileExt::write_all_at(&file, chunk, (i * page_size()) as u64)
+                    .context("cannot write the memory image")?;
+                written = Some((written.map_or(i, |(first, _)| first), i));
             }
         }
+        let data = written.map_or(0..0, |(first, last)| first..last + 1);
         // SAFETY: a shared read-only view of the whole memfd, unmapped on drop.
         let view =
             unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
