@@ -72,7 +72,7 @@ pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::R
         MemoryImages::Copied => Some(None),
     };
     if let Some(image) = image {
-        config.with_host_memory(Arc::new(memories::Memories::new(image)?));
+        config.with_host_memory(Arc::new(memories::Memories::new(image)));
     }
     if let Some(bytes) = layout.reservation.bytes() {
         config.memory_reservation(bytes);
