@@ -58,7 +58,7 @@
 #
 # Environment
 #   DURATION=10s      length of each load run
-#   ROUNDS=3          wrk/runner rounds
+#   ROUNDS=3          wrk/runner rounds (0 skips the throughput part)
 #   PORT=18080        first port tried for nginx (the next free one is used)
 #   MEMORY_MAX=10000  largest idle VU count measured (0 skips the memory part)
 #   PAGE_KIB=64       size of the page fetched by the memory part's second table (0 skips it)
@@ -252,53 +252,55 @@ if (( START_VUS > 0 )); then
 fi
 
 # --- throughput and CPU ------------------------------------------------------------------
-echo "== Throughput: 50 connections/VUs for $DURATION, $ROUNDS rounds"
-row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s %9s %8s\n' "$@"; }
-row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
-declare -A results=()
-for round in $(seq "$ROUNDS"); do
+if (( ROUNDS > 0 )); then
+    echo "== Throughput: 50 connections/VUs for $DURATION, $ROUNDS rounds"
+    row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s %9s %8s\n' "$@"; }
+    row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
+    declare -A results=()
+    for round in $(seq "$ROUNDS"); do
+        for tool in "${tools[@]}"; do
+            case $tool in
+                wrk) measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/" ;;
+                runner) measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+                    -u 50 -r 1000 -t "$DURATION" -q ;;
+                nolimits) measure "nolimits-$round" env WASMLOAD_BENCH_NO_LIMITS=1 taskset -c 1 "$RUNNER" run "$PROBE" \
+                    --headless --host "$base" -u 50 -r 1000 -t "$DURATION" -q ;;
+                baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" "${baseline_flags[@]}" --host "$base" \
+                    -u 50 -r 1000 -t "$DURATION" -q ;;
+            esac
+            must_succeed "$tool-$round" "$tool round $round"
+            cpu="$(calc '%.2f' "$m_user + $m_sys")"
+            rps="$(calc '%.0f' "$m_requests / $m_wall")"
+            rpc="$(calc '%.0f' "$m_requests / ($cpu > 0 ? $cpu : 0.01)")"
+            rss="$(calc '%.1f' "$m_rss_kib / 1024")"
+            user_us="$(per_request_us "$m_user")"
+            sys_us="$(per_request_us "$m_sys")"
+            row "$tool" "$round" "$m_requests" "$m_wall" "$rps" "$cpu" "$rpc" "$rss" "$user_us" "$sys_us"
+            results[$tool]+="$m_requests $m_wall $rps $cpu $rpc $rss $user_us $sys_us"$'\n'
+        done
+    done
+    echo
+    echo "Medians"
+    row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
+    declare -A median_rpc=()
     for tool in "${tools[@]}"; do
-        case $tool in
-            wrk) measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/" ;;
-            runner) measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
-                -u 50 -r 1000 -t "$DURATION" -q ;;
-            nolimits) measure "nolimits-$round" env WASMLOAD_BENCH_NO_LIMITS=1 taskset -c 1 "$RUNNER" run "$PROBE" \
-                --headless --host "$base" -u 50 -r 1000 -t "$DURATION" -q ;;
-            baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" "${baseline_flags[@]}" --host "$base" \
-                -u 50 -r 1000 -t "$DURATION" -q ;;
-        esac
-        must_succeed "$tool-$round" "$tool round $round"
-        cpu="$(calc '%.2f' "$m_user + $m_sys")"
-        rps="$(calc '%.0f' "$m_requests / $m_wall")"
-        rpc="$(calc '%.0f' "$m_requests / ($cpu > 0 ? $cpu : 0.01)")"
-        rss="$(calc '%.1f' "$m_rss_kib / 1024")"
-        user_us="$(per_request_us "$m_user")"
-        sys_us="$(per_request_us "$m_sys")"
-        row "$tool" "$round" "$m_requests" "$m_wall" "$rps" "$cpu" "$rpc" "$rss" "$user_us" "$sys_us"
-        results[$tool]+="$m_requests $m_wall $rps $cpu $rpc $rss $user_us $sys_us"$'\n'
+        cols=()
+        for c in 1 2 3 4 5 6 7 8; do
+            cols+=("$(printf '%s' "${results[$tool]}" | awk -v c="$c" 'NF { print $c }' | median)")
+        done
+        median_rpc[$tool]="${cols[4]}"
+        row "$tool" "" "$(calc '%.0f' "${cols[0]}")" "${cols[1]}" "$(calc '%.0f' "${cols[2]}")" "${cols[3]}" \
+            "$(calc '%.0f' "${cols[4]}")" "${cols[5]}" "${cols[6]}" "${cols[7]}"
     done
-done
-echo
-echo "Medians"
-row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
-declare -A median_rpc=()
-for tool in "${tools[@]}"; do
-    cols=()
-    for c in 1 2 3 4 5 6 7 8; do
-        cols+=("$(printf '%s' "${results[$tool]}" | awk -v c="$c" 'NF { print $c }' | median)")
-    done
-    median_rpc[$tool]="${cols[4]}"
-    row "$tool" "" "$(calc '%.0f' "${cols[0]}")" "${cols[1]}" "$(calc '%.0f' "${cols[2]}")" "${cols[3]}" \
-        "$(calc '%.0f' "${cols[4]}")" "${cols[5]}" "${cols[6]}" "${cols[7]}"
-done
-echo "user us / sys us: the tool's user-space / kernel CPU microseconds per request (GNU time); the"
-echo "kernel part is mostly the loopback TCP path, which runs nginx's receive side on the sender's core"
-echo "ratio runner/wrk of req/CPU-s: $(calc '%.2f' "${median_rpc[runner]} / ${median_rpc[wrk]}")"
-[[ -n "${median_rpc[nolimits]:-}" ]] &&
-    echo "ratio runner/nolimits of req/CPU-s (the guest limits' cost): $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[nolimits]}")"
-[[ -n "${median_rpc[baseline]:-}" ]] &&
-    echo "ratio runner/baseline of req/CPU-s: $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[baseline]}")"
-echo
+    echo "user us / sys us: the tool's user-space / kernel CPU microseconds per request (GNU time); the"
+    echo "kernel part is mostly the loopback TCP path, which runs nginx's receive side on the sender's core"
+    echo "ratio runner/wrk of req/CPU-s: $(calc '%.2f' "${median_rpc[runner]} / ${median_rpc[wrk]}")"
+    [[ -n "${median_rpc[nolimits]:-}" ]] &&
+        echo "ratio runner/nolimits of req/CPU-s (the guest limits' cost): $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[nolimits]}")"
+    [[ -n "${median_rpc[baseline]:-}" ]] &&
+        echo "ratio runner/baseline of req/CPU-s: $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[baseline]}")"
+    echo
+fi
 
 # --- memory per VU -----------------------------------------------------------------------
 if (( MEMORY_MAX > 0 )); then
