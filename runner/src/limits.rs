@@ -82,9 +82,9 @@ pub const PARALLEL_COMPILE_ABOVE: u64 = 2 * 1024 * 1024;
 pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
 
 /// A VU about to wait at least this long also hibernates its linear memory
-/// (`plan::memories`): about 35 KiB less per idle VU of a Rust plan, for 25-35 µs of CPU per
-/// wait (measured: 500 VUs waiting 1 s between requests, `release` build, 76-86 against
-/// 49-50 µs of CPU per request). From 5 s that is at most 0.7 % of a core per 1,000 VUs,
+/// (`plan::memories`): about 35 KiB less per idle VU of a Rust plan, for about 30 µs of CPU
+/// per wait (measured: 500 VUs waiting 1 s between requests, hibernating from 1 s, `release`
+/// build: 79-80 against 49 µs of CPU per request). From 5 s that is at most 0.7 % of a core per 1,000 VUs,
 /// while VUs that wait a second or two, and so run often, keep their memory resident.
 pub const HIBERNATE_BEFORE_WAIT: Duration = Duration::from_secs(5);
 
