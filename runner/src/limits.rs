@@ -88,10 +88,11 @@ pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
 /// while VUs that wait a second or two, and so run often, keep their memory resident.
 pub const HIBERNATE_BEFORE_WAIT: Duration = Duration::from_secs(5);
 
-/// Plans whose data segments total at most this have them copied into every VU's memory,
-/// in memories the runner makes, so that idle VUs can hibernate (`plan::layout`,
-/// `plan::memories`). A Rust plan's are 20-60 KiB; copying 64 KiB costs a VU about 16 page
-/// faults as it starts. Python and JavaScript plans (megabytes) stay copy-on-write.
+/// Plans whose data segments total at most this get memories the runner makes, which map
+/// the image themselves and which idle VUs can hibernate (`plan::layout`,
+/// `plan::memories`). wasmtime still writes the segments into each, so 64 KiB costs a VU
+/// about 16 page faults as it starts (the probe plan's segments fill 6 pages). Python and
+/// JavaScript plans (megabytes) keep wasmtime's copy-on-write memories.
 pub const HIBERNATE_IMAGES_UP_TO: u64 = 64 * 1024;
 
 /// A memory with more resident pages than this stays resident while its VU waits: packing

@@ -58,8 +58,8 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
         );
     }
     crate::open_files::raise();
-    // A missing or unreadable file is reported by `plan::load` with its reason.
-    let data = std::fs::read(&requested.plan_path).ok().and_then(|bytes| plan::image::read(&bytes));
+    let bytes = plan::read(&requested.plan_path)?;
+    let data = plan::image::read(&bytes);
     let layout = Layout::for_plan(requested.load.peak_users(), data.as_ref().map(|d| d.bytes));
     for note in layout.notes() {
         console::line(&note);
@@ -71,11 +71,10 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
         limits: requested.limits,
         setup_data: None,
     };
-    // A missing file is reported by `plan::load` with its reason.
-    let plan_size = std::fs::metadata(&requested.plan_path).map_or(0, |m| m.len());
-    let engine = plan::engine(layout, plan_size, data.and_then(|d| d.image).as_deref())?;
+    let engine = plan::engine(layout, bytes.len() as u64, data.and_then(|d| d.image).as_deref())?;
     let _ticker = EpochTicker::start(engine.clone());
-    let loaded = Arc::new(plan::load(&requested.plan_path, engine, layout, &probe_shared).await?);
+    let loaded = Arc::new(plan::load(&requested.plan_path, &bytes, engine, layout, &probe_shared).await?);
+    drop(bytes);
     release_compiler_memory();
     let mut web = match requested.web {
         Some(settings) => Some(Web::start(settings.addr).await?),

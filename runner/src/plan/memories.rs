@@ -302,9 +302,9 @@ impl Region {
         self.capacity.load(Ordering::Relaxed)
     }
 
-    /// The accessible pages among `pages` this process has mapped, as (index, whether the page is the
-    /// VU's own rather than the image's), from `/proc/self/pagemap`; `None` if it cannot be
-    /// read. (`mincore` would not do: for a file mapping it reports the page cache, where
+    /// The accessible pages among `pages` this process has mapped, as (index, whether the
+    /// page is the VU's own rather than the image's), from `/proc/self/pagemap`; `None` if it
+    /// cannot be read. (`mincore` would not do: for a file mapping it reports the page cache, where
     /// the image stays whether or not this memory maps it.)
     fn present(&self, pages: std::ops::Range<usize>) -> Option<Vec<(usize, bool)>> {
         static PAGEMAP: OnceLock<Option<std::fs::File>> = OnceLock::new();
@@ -354,13 +354,10 @@ impl Region {
         }
     }
 
-    /// Whether page `i`, with `bytes`, reads the same once given back: equal to the image
-    /// there, or all zero beyond the image.
-    fn reads_back(&self, i: usize, bytes: &[u8]) -> bool {
-        match self.image.as_ref().and_then(|image| image.page(i)) {
-            Some(image) => bytes == image,
-            None => is_zero(bytes),
-        }
+    /// The image's page `i`, if the image reaches it: what page `i` reads as once given back
+    /// (zeroes where it does not).
+    fn image_page(&self, i: usize) -> Option<&[u8]> {
+        self.image.as_ref().and_then(|image| image.page(i))
     }
 
     /// Gives back the image's pages that this VU has made its own (wasmtime wrote the data
@@ -375,7 +372,7 @@ impl Region {
         let equal: Vec<usize> = present
             .into_iter()
             // SAFETY: present accessible pages, which by the contract nothing writes meanwhile.
-            .filter(|&(i, own)| own && self.reads_back(i, unsafe { self.page(i) }))
+            .filter(|&(i, own)| own && self.image_page(i) == Some(unsafe { self.page(i) }))
             .map(|(i, _)| i)
             .collect();
         self.drop_pages(&equal, true);
@@ -394,7 +391,6 @@ impl Region {
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
         }
-        let image = self.image.as_ref();
         let pages = present
             .iter()
             .filter(|&&(_, own)| own)
@@ -402,8 +398,10 @@ impl Region {
                 // SAFETY: a present accessible page, which by the contract nothing writes
                 // meanwhile.
                 let bytes = unsafe { self.page(i) };
-                let reference = image.and_then(|image| image.page(i));
-                (!self.reads_back(i, bytes)).then(|| (i, self.references.pack((place, i), bytes, reference)))
+                // Pages that read the same once given back are not kept.
+                let image = self.image_page(i);
+                let reads_back = image.map_or_else(|| is_zero(bytes), |image| image == bytes);
+                (!reads_back).then(|| (i, self.references.pack((place, i), bytes, image)))
             })
             .collect();
         let all: Vec<usize> = present.into_iter().map(|(i, _)| i).collect();
@@ -458,7 +456,7 @@ unsafe impl LinearMemory for Memory {
 }
 
 /// One memory's pages while its VU hibernates: (page index, page) for every page that was
-/// resident and not all zero.
+/// the VU's own and would not read the same once given back.
 #[derive(Debug)]
 pub struct Packed(Vec<(usize, Kept)>);
 

@@ -81,12 +81,23 @@ pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::R
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))
 }
 
-/// Reads, compiles, checks and links the plan at `path`.
+/// The bytes of the plan file at `path`: read once, for the layout and engine (its size,
+/// `image::read`) and for [`load`].
+pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read plan file `{}`", path.display()))
+}
+
+/// Compiles, checks and links the plan `bytes` read from `path`.
 /// `engine` must have been made by [`engine`] with the same `layout`.
-pub async fn load(path: &Path, engine: Engine, layout: Layout, shared: &HostShared) -> anyhow::Result<LoadedPlan> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read plan file `{}`", path.display()))?;
-    check::header(path, &bytes)?;
-    let component = cache::component(&engine, path, &bytes)?;
+pub async fn load(
+    path: &Path,
+    bytes: &[u8],
+    engine: Engine,
+    layout: Layout,
+    shared: &HostShared,
+) -> anyhow::Result<LoadedPlan> {
+    check::header(path, bytes)?;
+    let component = cache::component(&engine, path, bytes)?;
     check::world(path, &engine, &component)?;
 
     let mut linker = Linker::new(&engine);
