@@ -72,7 +72,7 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
         setup_data: None,
     };
     let engine = plan::engine(layout, bytes.len() as u64, data.and_then(|d| d.image).as_deref())?;
-    let _ticker = EpochTicker::start(engine.clone());
+    let _ticker = EpochTicker::start(engine.engine.clone());
     let loaded = Arc::new(plan::load(&requested.plan_path, &bytes, engine, layout, &probe_shared).await?);
     drop(bytes);
     release_compiler_memory();

@@ -8,9 +8,10 @@
 //! (`Config::with_host_memory`): a reservation of the size wasmtime asks for plus its guard,
 //! inaccessible beyond the memory's current size. Where the plan's segments make one image
 //! (`image`), the memory's first pages map it copy-on-write from a shared memfd, as
-//! wasmtime's own memories do; wasmtime then copies the segments in, writing the same bytes,
-//! which makes those pages the VU's own until the runner finds them equal to the image and
-//! drops them (`release`, `hibernate`), after which they read the shared image again.
+//! wasmtime's own memories do, and wasmtime is given the plan with its segments emptied
+//! (`image::without_active_data`), so that it does not write the same bytes over them. (If
+//! it did, as it does when that rewrite fails, the pages would be the VU's own until the
+//! runner found them equal to the image and dropped them: `release`, `hibernate`.)
 //! A memory is matched to its VU as a stack is (`stacks`): wasmtime makes a store's memories
 //! synchronously while instantiating, inside one poll of the VU's instantiation call, on the
 //! worker thread running the VU.
@@ -51,6 +52,11 @@ impl Memories {
         let image = image.filter(|bytes| !bytes.is_empty()).and_then(|bytes| Image::new(bytes).ok()).map(Arc::new);
         Self { references: Arc::default(), image }
     }
+
+    /// Whether the memories start as the image (the memfd was made).
+    pub fn maps_image(&self) -> bool {
+        self.image.is_some()
+    }
 }
 
 /// A plan's memory image in a memfd, which every VU memory maps copy-on-write, and a
@@ -62,7 +68,7 @@ struct Image {
     len: usize,
     view: usize,
     /// The pages from the first to the last that hold data (not all zero): the ones
-    /// wasmtime writes the segments over.
+    /// wasmtime writes the segments over when it is given them.
     data: std::ops::Range<usize>,
 }
 
@@ -131,7 +137,7 @@ pub fn take_made(into: &mut Vec<Arc<Region>>) {
 
 // SAFETY: every memory is a fresh private mapping of the reservation and guard asked for,
 // accessible up to its size, reading as zeroes but where it maps the image, whose bytes
-// wasmtime then writes anyway; it moves only when it grows past the reservation, which
+// wasmtime may write again (unless the plan's segments were emptied); it moves only when it grows past the reservation, which
 // wasmtime allows only when the memory type says it may move.
 unsafe impl MemoryCreator for Memories {
     fn new_memory(
@@ -361,7 +367,8 @@ impl Region {
     }
 
     /// Gives back the image's pages that this VU has made its own (wasmtime wrote the data
-    /// segments over them) but that still equal the image, so that they are shared again.
+    /// segments over them, where the plan's could not be emptied, or the guest wrote the
+    /// same bytes back) but that still equal the image, so that they are shared again.
     ///
     /// # Safety
     ///
@@ -483,7 +490,7 @@ fn swap_on() -> bool {
 pub struct VuMemories {
     regions: Vec<Arc<Region>>,
     packed: Vec<Option<Packed>>,
-    /// Whether the image pages wasmtime wrote over have been shared again.
+    /// Whether the image pages written over with the same bytes have been shared again.
     shared: bool,
 }
 

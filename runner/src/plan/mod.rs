@@ -58,8 +58,10 @@ impl std::fmt::Debug for LoadedPlan {
 /// large plans (Python, JavaScript) compile in parallel, which halves their compile time.
 ///
 /// `image` is the plan's memory image (`image::PlanData`), mapped into the memories the
-/// runner makes.
-pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::Result<Engine> {
+/// runner makes. Returns the engine and whether its memories start as that image, in which
+/// case [`load`] gives wasmtime the plan without the segments'
+/// bytes (`image::without_active_data`), which the image already holds.
+pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::Result<PlanEngine> {
     let mut config = Config::new();
     config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
     config.epoch_interruption(!crate::limits::limits_off_for_benchmark());
@@ -71,14 +73,26 @@ pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::R
         MemoryImages::Mapped => Some(image),
         MemoryImages::Copied => Some(None),
     };
+    let mut image_mapped = false;
     if let Some(image) = image {
-        config.with_host_memory(Arc::new(memories::Memories::new(image)));
+        let memories = memories::Memories::new(image);
+        image_mapped = memories.maps_image();
+        config.with_host_memory(Arc::new(memories));
     }
     if let Some(bytes) = layout.reservation.bytes() {
         config.memory_reservation(bytes);
     }
     config.with_host_stack(Arc::new(stacks::Stacks { carve: layout.stacks == StackMaps::Carved }));
-    Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))
+    let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot configure the WebAssembly engine: {e}"))?;
+    Ok(PlanEngine { engine, image_mapped })
+}
+
+/// What [`engine`] makes.
+#[derive(Clone, Debug)]
+pub struct PlanEngine {
+    pub engine: Engine,
+    /// Whether the engine's memories start as the plan's memory image.
+    pub image_mapped: bool,
 }
 
 /// The bytes of the plan file at `path`: read once, for the layout and engine (its size,
@@ -92,12 +106,14 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 pub async fn load(
     path: &Path,
     bytes: &[u8],
-    engine: Engine,
+    PlanEngine { engine, image_mapped }: PlanEngine,
     layout: Layout,
     shared: &HostShared,
 ) -> anyhow::Result<LoadedPlan> {
     check::header(path, bytes)?;
-    let component = cache::component(&engine, path, bytes)?;
+    let stripped = if image_mapped { image::without_active_data(bytes) } else { None };
+    let component = cache::component(&engine, path, stripped.as_deref().unwrap_or(bytes))?;
+    drop(stripped);
     check::world(path, &engine, &component)?;
 
     let mut linker = Linker::new(&engine);
