@@ -9,13 +9,13 @@ mod headers;
 mod policy;
 mod rules;
 mod target;
+mod tcp;
 mod tls;
 
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::limits::{CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FIRST_BYTE_TIMEOUT, IDLE_TIMEOUT};
@@ -433,13 +433,10 @@ async fn connect(shared: Arc<HttpShared>, origin: Origin, deadlines: h1::Deadlin
             .map_err(|e| SendError::Connect(format!("cannot resolve {origin}: {e}")))?
             .collect();
         let addresses = shared.policy.vet(&origin, resolved).map_err(SendError::Invalid)?;
-        let tcp =
-            TcpStream::connect(&addresses[..]).await.map_err(|e| {
-                match crate::open_files::explain_connect_error(&e) {
-                    Some(why) => SendError::Connect(format!("cannot connect to {origin}: {why}")),
-                    None => SendError::Connect(format!("cannot connect to {origin}: {e}")),
-                }
-            })?;
+        let tcp = tcp::connect(&addresses).await.map_err(|e| match crate::open_files::explain_connect_error(&e) {
+            Some(why) => SendError::Connect(format!("cannot connect to {origin}: {why}")),
+            None => SendError::Connect(format!("cannot connect to {origin}: {e}")),
+        })?;
         let _ = tcp.set_nodelay(true);
         if !origin.https {
             return Ok(h1::Io::Plain(tcp));
