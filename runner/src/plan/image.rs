@@ -32,8 +32,10 @@ pub fn read(bytes: &[u8]) -> Option<PlanData> {
                 memories += section.count();
                 for memory in section {
                     let memory = memory.ok()?;
-                    let page = 1u64.checked_shl(memory.page_size_log2.unwrap_or(16)).unwrap_or(0);
-                    initial = memory.initial.saturating_mul(page);
+                    // With custom page sizes, the initial size may end inside a host page,
+                    // short of the image's last page: no image then.
+                    let default_pages = memory.page_size_log2.is_none_or(|log2| log2 == 16);
+                    initial = if default_pages { memory.initial.saturating_mul(65_536) } else { 0 };
                 }
             }
             Payload::DataSection(section) => {
