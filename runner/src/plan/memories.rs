@@ -42,6 +42,7 @@ use crate::limits::HIBERNATE_MAX_PAGES;
 pub struct Memories {
     references: Arc<References>,
     image: Option<Arc<Image>>,
+    hot: Arc<HotPages>,
 }
 
 impl Memories {
@@ -50,7 +51,7 @@ impl Memories {
     /// segments fills them: the same contents, without the sharing.
     pub fn new(image: Option<&[u8]>) -> Self {
         let image = image.filter(|bytes| !bytes.is_empty()).and_then(|bytes| Image::new(bytes).ok()).map(Arc::new);
-        Self { references: Arc::default(), image }
+        Self { references: Arc::default(), image, hot: Arc::default() }
     }
 
     /// Whether the memories start as the image (the memfd was made).
@@ -149,7 +150,8 @@ unsafe impl MemoryCreator for Memories {
         guard: usize,
     ) -> Result<Box<dyn LinearMemory>, String> {
         let image = self.image.clone().filter(|image| image.len <= minimum);
-        let region = Arc::new(Region::new(minimum, reserved, guard, self.references.clone(), image)?);
+        let shared = Shared { references: self.references.clone(), image, hot: self.hot.clone() };
+        let region = Arc::new(Region::new(minimum, reserved, guard, shared)?);
         MADE.with(|made| made.borrow_mut().push(region.clone()));
         Ok(Box::new(Memory(region)))
     }
@@ -166,6 +168,65 @@ pub struct Region {
     references: Arc<References>,
     /// The image mapped at the start of the memory.
     image: Option<Arc<Image>>,
+    hot: Arc<HotPages>,
+}
+
+/// What a plan's memories share: the references hibernated pages are packed against, the
+/// memory image, and the pages the plan's VUs write.
+struct Shared {
+    references: Arc<References>,
+    image: Option<Arc<Image>>,
+    hot: Arc<HotPages>,
+}
+
+/// The pages of a plan's memories that its VUs write (as runs of first page and count),
+/// learned from the first memory to hibernate: the pages it had written that are not all
+/// zero. Every memory made afterwards gets them at once (`MADV_POPULATE_WRITE`, one call
+/// per run), instead of taking a page fault on each as its VU first touches it, two where
+/// the VU reads an image page before writing it (the read maps the image's page, the write
+/// copies it). Zero pages are left out, so a page the VU only reads costs nothing. Measured
+/// (`release` builds, 10,000 VUs started at once on one core, 3 alternating runs): 0.64-0.69
+/// against 0.73-0.77 s without first requests, 1.31-1.35 against 1.49-1.51 s with them;
+/// 13.7 against 18.8 page faults and 106 against 115 µs of CPU per VU (`perf stat`).
+#[derive(Debug, Default)]
+struct HotPages(OnceLock<Vec<(usize, usize)>>);
+
+/// The most pages [`HotPages`] writes into a new memory (256 KiB): where the first VU wrote
+/// more, its VUs may differ too much for its pages to be worth giving every VU.
+const HOT_PAGES_MAX: usize = 64;
+
+impl HotPages {
+    /// Learns `written` (ascending page indices), unless already learned; nothing if they
+    /// are more than `HOT_PAGES_MAX`.
+    fn learn(&self, written: &[usize]) {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &i in written.iter().take_while(|_| written.len() <= HOT_PAGES_MAX) {
+            match runs.last_mut() {
+                Some((first, count)) if *first + *count == i => *count += 1,
+                _ => runs.push((i, 1)),
+            }
+        }
+        let _ = self.0.set(runs);
+    }
+
+    fn learned(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    /// Writes in the learned pages among the first `accessible` pages of the memory at
+    /// `base`. A kernel without `MADV_POPULATE_WRITE` (before Linux 5.14) refuses it, and
+    /// the pages fault in as before.
+    fn populate(&self, base: usize, accessible: usize) {
+        let page = page_size();
+        for &(first, count) in self.0.get().into_iter().flatten().filter(|&&(first, count)| first + count <= accessible)
+        {
+            // SAFETY: accessible pages of a memory just made, which nothing uses yet;
+            // writing them in leaves their contents as they read (the image, or zeroes).
+            unsafe {
+                libc::madvise((base + first * page) as *mut libc::c_void, count * page, libc::MADV_POPULATE_WRITE)
+            };
+        }
+    }
 }
 
 /// `n` rounded up to whole pages.
@@ -227,8 +288,7 @@ impl Region {
         minimum: usize,
         reserved: Option<usize>,
         guard: usize,
-        references: Arc<References>,
-        image: Option<Arc<Image>>,
+        Shared { references, image, hot }: Shared,
     ) -> Result<Self, String> {
         let capacity = pages_for(reserved.unwrap_or(minimum).max(minimum));
         let base = reserve(capacity + guard)?;
@@ -240,6 +300,7 @@ impl Region {
             guard,
             references,
             image,
+            hot,
         };
         // On failure `region` is dropped, which unmaps the reservation.
         if let Some(image) = &region.image {
@@ -260,6 +321,7 @@ impl Region {
             }
         }
         open(base + mapped, base + pages_for(minimum))?;
+        region.hot.populate(base, pages_for(minimum) / page_size());
         Ok(region)
     }
 
@@ -398,19 +460,25 @@ impl Region {
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
         }
-        let pages = present
-            .iter()
-            .filter(|&&(_, own)| own)
-            .filter_map(|&(i, _)| {
-                // SAFETY: a present accessible page, which by the contract nothing writes
-                // meanwhile.
-                let bytes = unsafe { self.page(i) };
-                // Pages that read the same once given back are not kept.
-                let image = self.image_page(i);
-                let reads_back = image.map_or_else(|| is_zero(bytes), |image| image == bytes);
-                (!reads_back).then(|| (i, self.references.pack((place, i), bytes, image)))
-            })
-            .collect();
+        let learn = !self.hot.learned();
+        let (mut pages, mut written) = (Vec::new(), Vec::new());
+        for &(i, _) in present.iter().filter(|&&(_, own)| own) {
+            // SAFETY: a present accessible page, which by the contract nothing writes
+            // meanwhile.
+            let bytes = unsafe { self.page(i) };
+            if learn && !is_zero(bytes) {
+                written.push(i);
+            }
+            // Pages that read the same once given back are not kept.
+            let image = self.image_page(i);
+            let reads_back = image.map_or_else(|| is_zero(bytes), |image| image == bytes);
+            if !reads_back {
+                pages.push((i, self.references.pack((place, i), bytes, image)));
+            }
+        }
+        if learn {
+            self.hot.learn(&written);
+        }
         let all: Vec<usize> = present.into_iter().map(|(i, _)| i).collect();
         self.drop_pages(&all, false);
         Some(Packed(pages))
@@ -637,6 +705,15 @@ mod tests {
         assert_eq!(vu.packed_bytes(), 4 + 8, "the one word of the image's third page that differs");
         vu.wake();
         assert_eq!(bytes(&region), &before[..]);
+
+        // That hibernation taught the plan which pages its VUs write (2 and 6, not the zero
+        // pages read): a memory made now has them written in, and reads as the image.
+        forget_made();
+        let _n = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("n");
+        let next = made().regions[0].clone();
+        assert_eq!(next.present(0..usize::MAX).expect("pagemap"), [(2, true), (6, true)]);
+        assert_eq!(&bytes(&next)[..image.len()], &image[..]);
+        assert!(bytes(&next)[image.len()..].iter().all(|&b| b == 0));
     }
 
     #[test]
