@@ -213,18 +213,25 @@ impl HotPages {
         self.0.get().is_some()
     }
 
-    /// Writes in the learned pages among the first `accessible` pages of the memory at
-    /// `base`. A kernel without `MADV_POPULATE_WRITE` (before Linux 5.14) refuses it, and
-    /// the pages fault in as before.
-    fn populate(&self, base: usize, accessible: usize) {
+    /// Writes in the learned pages among `pages` of the memory at `base`, which must be
+    /// accessible and not yet used: those of a memory just made, or just added by its growth
+    /// (where the guest's heap grows). A kernel without `MADV_POPULATE_WRITE` (before Linux
+    /// 5.14) refuses it, and the pages fault in as before.
+    fn populate(&self, base: usize, pages: std::ops::Range<usize>) {
         let page = page_size();
-        for &(first, count) in self.0.get().into_iter().flatten().filter(|&&(first, count)| first + count <= accessible)
-        {
-            // SAFETY: accessible pages of a memory just made, which nothing uses yet;
-            // writing them in leaves their contents as they read (the image, or zeroes).
-            unsafe {
-                libc::madvise((base + first * page) as *mut libc::c_void, count * page, libc::MADV_POPULATE_WRITE)
-            };
+        for &(first, count) in self.0.get().into_iter().flatten() {
+            let run = first.max(pages.start)..(first + count).min(pages.end);
+            if !run.is_empty() {
+                // SAFETY: accessible pages nothing uses yet (by the caller's contract);
+                // writing them in leaves their contents as they read (the image, or zeroes).
+                unsafe {
+                    libc::madvise(
+                        (base + run.start * page) as *mut libc::c_void,
+                        run.len() * page,
+                        libc::MADV_POPULATE_WRITE,
+                    )
+                };
+            }
         }
     }
 }
@@ -321,7 +328,7 @@ impl Region {
             }
         }
         open(base + mapped, base + pages_for(minimum))?;
-        region.hot.populate(base, pages_for(minimum) / page_size());
+        region.hot.populate(base, 0..pages_for(minimum) / page_size());
         Ok(region)
     }
 
@@ -329,9 +336,11 @@ impl Region {
     /// as large when it does not fit.
     fn grow_to(&self, new_size: usize) -> Result<(), String> {
         let (base, size, capacity) = (self.base(), self.size.load(Ordering::Relaxed), self.capacity());
+        let added = pages_for(size) / page_size()..pages_for(new_size) / page_size();
         if new_size <= capacity {
             open(base + pages_for(size), base + pages_for(new_size))?;
             self.size.store(new_size, Ordering::Relaxed);
+            self.hot.populate(base, added);
             return Ok(());
         }
         let new_capacity = pages_for(new_size).max(capacity.saturating_mul(2));
@@ -359,6 +368,7 @@ impl Region {
         self.capacity.store(new_capacity, Ordering::Relaxed);
         open(new_base + used, new_base + pages_for(new_size))?;
         self.size.store(new_size, Ordering::Relaxed);
+        self.hot.populate(new_base, added);
         Ok(())
     }
 
@@ -734,5 +744,34 @@ mod tests {
             assert_eq!(memory.as_ptr().read(), 42);
             memory.as_ptr().add((3 << 16) - 1).write(1);
         }
+    }
+
+    #[test]
+    fn pages_the_plan_writes_are_written_in_as_a_memory_grows_to_them() {
+        if swap_on() {
+            eprintln!("skipped: this machine swaps, so memories do not hibernate");
+            return;
+        }
+        let creator = Memories::default();
+        let page = page_size();
+        let hot = (1 << 16) / page + 3;
+        forget_made();
+        let mut first = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("a");
+        first.grow_to(2 << 16).expect("grows");
+        let mut vu = made();
+        bytes(&vu.regions[0])[hot * page] = 1;
+        vu.hibernate();
+        // The second memory starts short of that page, then grows in place and past its
+        // reservation (moving): the page is written in as it becomes part of the memory.
+        forget_made();
+        let mut second =
+            creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(2 << 16), 1 << 16).expect("b");
+        let region = made().regions[0].clone();
+        assert_eq!(resident_pages(&region), 0);
+        second.grow_to(2 << 16).expect("in place");
+        assert_eq!(region.present(0..usize::MAX).expect("pagemap"), [(hot, true)]);
+        second.grow_to(3 << 16).expect("moving");
+        assert_eq!(region.present(0..usize::MAX).expect("pagemap"), [(hot, true)], "moved with it");
+        assert!(bytes(&region).iter().all(|&b| b == 0), "and still zero");
     }
 }
