@@ -636,14 +636,21 @@ mod tests {
         unsafe { std::slice::from_raw_parts_mut(region.base() as *mut u8, region.size.load(Ordering::Relaxed)) }
     }
 
+    /// Whether memories hibernate on this machine; says why the test is skipped if not.
+    fn memories_hibernate() -> bool {
+        if swap_on() {
+            eprintln!("skipped: this machine swaps, so memories do not hibernate");
+        }
+        !swap_on()
+    }
+
     fn resident_pages(region: &Region) -> usize {
         region.present(0..usize::MAX).expect("pagemap").len()
     }
 
     #[test]
     fn a_hibernated_memory_gives_its_pages_back_and_wakes_with_every_byte() {
-        if swap_on() {
-            eprintln!("skipped: this machine swaps, so memories do not hibernate");
+        if !memories_hibernate() {
             return;
         }
         let creator = Memories::default();
@@ -679,8 +686,7 @@ mod tests {
 
     #[test]
     fn image_pages_are_shared_again_and_hibernation_keeps_only_what_differs_from_them() {
-        if swap_on() {
-            eprintln!("skipped: this machine swaps, so memories do not hibernate");
+        if !memories_hibernate() {
             return;
         }
         let page = page_size();
@@ -748,8 +754,7 @@ mod tests {
 
     #[test]
     fn pages_the_plan_writes_are_written_in_as_a_memory_grows_to_them() {
-        if swap_on() {
-            eprintln!("skipped: this machine swaps, so memories do not hibernate");
+        if !memories_hibernate() {
             return;
         }
         let creator = Memories::default();
