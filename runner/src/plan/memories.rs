@@ -12,6 +12,8 @@
 //! (`image::without_active_data`), so that it does not write the same bytes over them. (If
 //! it did, as it does when that rewrite fails, the pages would be the VU's own until the
 //! runner found them equal to the image and dropped them: `release`, `hibernate`.)
+//! Once a first memory has hibernated, the pages it had written (`HotPages`) are written into
+//! every memory made afterwards at once, instead of faulting in one by one.
 //! A memory is matched to its VU as a stack is (`stacks`): wasmtime makes a store's memories
 //! synchronously while instantiating, inside one poll of the VU's instantiation call, on the
 //! worker thread running the VU.
@@ -137,9 +139,10 @@ pub fn take_made(into: &mut Vec<Arc<Region>>) {
 }
 
 // SAFETY: every memory is a fresh private mapping of the reservation and guard asked for,
-// accessible up to its size, reading as zeroes but where it maps the image, whose bytes
-// wasmtime may write again (unless the plan's segments were emptied); it moves only when it grows past the reservation, which
-// wasmtime allows only when the memory type says it may move.
+// accessible up to its size, reading as zeroes but where it maps the image (whose bytes
+// wasmtime writes again where the plan's segments could not be emptied); it moves only when
+// it grows past the reservation, which wasmtime allows only when the memory type says it may
+// move.
 unsafe impl MemoryCreator for Memories {
     fn new_memory(
         &self,
@@ -168,6 +171,7 @@ pub struct Region {
     references: Arc<References>,
     /// The image mapped at the start of the memory.
     image: Option<Arc<Image>>,
+    /// The pages the plan's VUs write, written in as the memory is made or grows.
     hot: Arc<HotPages>,
 }
 
