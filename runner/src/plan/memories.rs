@@ -153,7 +153,11 @@ unsafe impl MemoryCreator for Memories {
         guard: usize,
     ) -> Result<Box<dyn LinearMemory>, String> {
         let image = self.image.clone().filter(|image| image.len <= minimum);
-        let shared = Shared { references: self.references.clone(), image, hot: self.hot.clone() };
+        // Only a memory that maps the image learns and gets hot pages: the plan then has one
+        // memory, and the pages worth writing in are the image's (for zero-filled pages a
+        // fault costs about what writing them in does: measured with host stacks).
+        let hot = image.as_ref().map(|_| self.hot.clone());
+        let shared = Shared { references: self.references.clone(), image, hot };
         let region = Arc::new(Region::new(minimum, reserved, guard, shared)?);
         MADE.with(|made| made.borrow_mut().push(region.clone()));
         Ok(Box::new(Memory(region)))
@@ -172,7 +176,7 @@ pub struct Region {
     /// The image mapped at the start of the memory.
     image: Option<Arc<Image>>,
     /// The pages the plan's VUs write, written in as the memory is made or grows.
-    hot: Arc<HotPages>,
+    hot: Option<Arc<HotPages>>,
 }
 
 /// What a plan's memories share: the references hibernated pages are packed against, the
@@ -180,11 +184,11 @@ pub struct Region {
 struct Shared {
     references: Arc<References>,
     image: Option<Arc<Image>>,
-    hot: Arc<HotPages>,
+    hot: Option<Arc<HotPages>>,
 }
 
-/// The pages of a plan's memories that its VUs write (as runs of first page and count),
-/// learned from the first memory to hibernate: the pages it had written that are not all
+/// The pages of a plan's memories that its VUs write (as runs of first page and count), for
+/// memories that map its image, learned from the first such memory to hibernate: the pages it had written that are not all
 /// zero. Every memory made afterwards gets them at once (`MADV_POPULATE_WRITE`, one call
 /// per run), instead of taking a page fault on each as its VU first touches it, two where
 /// the VU reads an image page before writing it (the read maps the image's page, the write
@@ -332,7 +336,7 @@ impl Region {
             }
         }
         open(base + mapped, base + pages_for(minimum))?;
-        region.hot.populate(base, 0..pages_for(minimum) / page_size());
+        region.populate(base, 0..pages_for(minimum) / page_size());
         Ok(region)
     }
 
@@ -344,7 +348,7 @@ impl Region {
         if new_size <= capacity {
             open(base + pages_for(size), base + pages_for(new_size))?;
             self.size.store(new_size, Ordering::Relaxed);
-            self.hot.populate(base, added);
+            self.populate(base, added);
             return Ok(());
         }
         let new_capacity = pages_for(new_size).max(capacity.saturating_mul(2));
@@ -372,12 +376,19 @@ impl Region {
         self.capacity.store(new_capacity, Ordering::Relaxed);
         open(new_base + used, new_base + pages_for(new_size))?;
         self.size.store(new_size, Ordering::Relaxed);
-        self.hot.populate(new_base, added);
+        self.populate(new_base, added);
         Ok(())
     }
 
     fn base(&self) -> usize {
         self.base.load(Ordering::Relaxed)
+    }
+
+    /// Writes in the plan's hot pages among `pages` (see [`HotPages::populate`]).
+    fn populate(&self, base: usize, pages: std::ops::Range<usize>) {
+        if let Some(hot) = &self.hot {
+            hot.populate(base, pages);
+        }
     }
 
     fn capacity(&self) -> usize {
@@ -474,7 +485,7 @@ impl Region {
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
         }
-        let learn = !self.hot.learned();
+        let learn = self.hot.as_ref().is_some_and(|hot| !hot.learned());
         let (mut pages, mut written) = (Vec::new(), Vec::new());
         for &(i, _) in present.iter().filter(|&&(_, own)| own) {
             // SAFETY: a present accessible page, which by the contract nothing writes
@@ -490,8 +501,8 @@ impl Region {
                 pages.push((i, self.references.pack((place, i), bytes, image)));
             }
         }
-        if learn {
-            self.hot.learn(&written);
+        if let Some(hot) = self.hot.as_ref().filter(|_| learn) {
+            hot.learn(&written);
         }
         let all: Vec<usize> = present.into_iter().map(|(i, _)| i).collect();
         self.drop_pages(&all, false);
@@ -761,7 +772,8 @@ mod tests {
         if !memories_hibernate() {
             return;
         }
-        let creator = Memories::default();
+        // Only memories that map an image learn and get hot pages.
+        let creator = Memories::new(Some(&[1; 100]));
         let page = page_size();
         let hot = (1 << 16) / page + 3;
         forget_made();
@@ -781,6 +793,15 @@ mod tests {
         assert_eq!(region.present(0..usize::MAX).expect("pagemap"), [(hot, true)]);
         second.grow_to(3 << 16).expect("moving");
         assert_eq!(region.present(0..usize::MAX).expect("pagemap"), [(hot, true)], "moved with it");
-        assert!(bytes(&region).iter().all(|&b| b == 0), "and still zero");
+        assert!(bytes(&region)[100..].iter().all(|&b| b == 0), "and still zero");
+        let plain = Memories::default();
+        forget_made();
+        let _m = plain.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("m");
+        let mut vu = made();
+        bytes(&vu.regions[0])[page] = 1;
+        vu.hibernate();
+        forget_made();
+        let _n = plain.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("n");
+        assert_eq!(resident_pages(&made().regions[0]), 0, "a memory without an image gets none");
     }
 }
