@@ -84,15 +84,17 @@ pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
 /// A VU about to wait at least this long also hibernates its linear memory
 /// (`plan::memories`): about 35 KiB less per idle VU of a Rust plan, for about 30 µs of CPU
 /// per wait (measured: 500 VUs waiting 1 s between requests, hibernating from 1 s, `release`
-/// build: 79-80 against 49 µs of CPU per request). From 5 s that is at most 0.7 % of a core per 1,000 VUs,
-/// while VUs that wait a second or two, and so run often, keep their memory resident.
+/// build: 79-80 against 49 µs of CPU per request). From 5 s that is at most 0.7 % of a
+/// core per 1,000 VUs, while VUs that wait a second or two, and so run often, keep their
+/// memory resident.
 pub const HIBERNATE_BEFORE_WAIT: Duration = Duration::from_secs(5);
 
 /// Plans whose data segments total at most this get memories the runner makes, which map
 /// the image themselves and which idle VUs can hibernate (`plan::layout`,
-/// `plan::memories`). wasmtime still writes the segments into each, so 64 KiB costs a VU
-/// about 16 page faults as it starts (the probe plan's segments fill 6 pages). Python and
-/// JavaScript plans (megabytes) keep wasmtime's copy-on-write memories.
+/// `plan::memories`; the probe plan's segments fill 6 pages). Where the memfd cannot be
+/// made, or the segments cannot be emptied, wasmtime writes them into each memory, so 64 KiB
+/// then costs a VU about 16 page faults as it starts. Python and JavaScript plans
+/// (megabytes) keep wasmtime's copy-on-write memories.
 pub const HIBERNATE_IMAGES_UP_TO: u64 = 64 * 1024;
 
 /// A memory with more resident pages than this stays resident while its VU waits: packing

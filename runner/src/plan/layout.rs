@@ -31,7 +31,7 @@ pub enum MemoryImages {
     CopyOnWrite,
     /// Memories the runner makes (`memories`), the image mapped copy-on-write from a shared
     /// memfd, and idle VUs hibernate: for plans whose data segments are small (a Rust plan's:
-    /// about 24 KiB), as wasmtime then copies them over the image. One map more than
+    /// about 24 KiB), whose memories then fit the runner's hibernation. One map more than
     /// `Copied`.
     Mapped,
     /// Memories the runner makes, the image copied into each (about 20 KiB more memory per

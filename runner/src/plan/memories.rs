@@ -44,7 +44,6 @@ use crate::limits::HIBERNATE_MAX_PAGES;
 pub struct Memories {
     references: Arc<References>,
     image: Option<Arc<Image>>,
-    hot: Arc<HotPages>,
 }
 
 impl Memories {
@@ -53,7 +52,7 @@ impl Memories {
     /// segments fills them: the same contents, without the sharing.
     pub fn new(image: Option<&[u8]>) -> Self {
         let image = image.filter(|bytes| !bytes.is_empty()).and_then(|bytes| Image::new(bytes).ok()).map(Arc::new);
-        Self { references: Arc::default(), image, hot: Arc::default() }
+        Self { references: Arc::default(), image }
     }
 
     /// Whether the memories start as the image (the memfd was made).
@@ -73,6 +72,10 @@ struct Image {
     /// The pages from the first to the last that hold data (not all zero): the ones
     /// wasmtime writes the segments over when it is given them.
     data: std::ops::Range<usize>,
+    /// The pages the plan's VUs write in memories that map the image (only those: the plan
+    /// then has one memory, and the pages worth writing in are the image's; for zero-filled
+    /// pages a fault costs about what writing them in does, measured with host stacks).
+    hot: HotPages,
 }
 
 impl Image {
@@ -103,7 +106,7 @@ impl Image {
         if view == libc::MAP_FAILED {
             anyhow::bail!("cannot map the memory image: {}", std::io::Error::last_os_error());
         }
-        Ok(Self { fd, len, view: view as usize, data })
+        Ok(Self { fd, len, view: view as usize, data, hot: HotPages::default() })
     }
 
     /// Page `i` of the image, if the image reaches it.
@@ -153,12 +156,7 @@ unsafe impl MemoryCreator for Memories {
         guard: usize,
     ) -> Result<Box<dyn LinearMemory>, String> {
         let image = self.image.clone().filter(|image| image.len <= minimum);
-        // Only a memory that maps the image learns and gets hot pages: the plan then has one
-        // memory, and the pages worth writing in are the image's (for zero-filled pages a
-        // fault costs about what writing them in does: measured with host stacks).
-        let hot = image.as_ref().map(|_| self.hot.clone());
-        let shared = Shared { references: self.references.clone(), image, hot };
-        let region = Arc::new(Region::new(minimum, reserved, guard, shared)?);
+        let region = Arc::new(Region::new(minimum, reserved, guard, self.references.clone(), image)?);
         MADE.with(|made| made.borrow_mut().push(region.clone()));
         Ok(Box::new(Memory(region)))
     }
@@ -173,22 +171,13 @@ pub struct Region {
     capacity: AtomicUsize,
     guard: usize,
     references: Arc<References>,
-    /// The image mapped at the start of the memory.
+    /// The image mapped at the start of the memory, with the pages the plan's VUs write,
+    /// which are written in as the memory is made or grows.
     image: Option<Arc<Image>>,
-    /// The pages the plan's VUs write, written in as the memory is made or grows.
-    hot: Option<Arc<HotPages>>,
 }
 
-/// What a plan's memories share: the references hibernated pages are packed against, the
-/// memory image, and the pages the plan's VUs write.
-struct Shared {
-    references: Arc<References>,
-    image: Option<Arc<Image>>,
-    hot: Option<Arc<HotPages>>,
-}
-
-/// The pages of a plan's memories that its VUs write (as runs of first page and count), for
-/// memories that map its image, learned from the first such memory to hibernate: the pages it had written that are not all
+/// The pages of a plan's memories that its VUs write (as runs of first page and count),
+/// learned from the first memory to hibernate: the pages it had written that are not all
 /// zero. Every memory made afterwards gets them at once (`MADV_POPULATE_WRITE`, one call
 /// per run), instead of taking a page fault on each as its VU first touches it, two where
 /// the VU reads an image page before writing it (the read maps the image's page, the write
@@ -303,7 +292,8 @@ impl Region {
         minimum: usize,
         reserved: Option<usize>,
         guard: usize,
-        Shared { references, image, hot }: Shared,
+        references: Arc<References>,
+        image: Option<Arc<Image>>,
     ) -> Result<Self, String> {
         let capacity = pages_for(reserved.unwrap_or(minimum).max(minimum));
         let base = reserve(capacity + guard)?;
@@ -315,7 +305,6 @@ impl Region {
             guard,
             references,
             image,
-            hot,
         };
         // On failure `region` is dropped, which unmaps the reservation.
         if let Some(image) = &region.image {
@@ -386,8 +375,8 @@ impl Region {
 
     /// Writes in the plan's hot pages among `pages` (see [`HotPages::populate`]).
     fn populate(&self, base: usize, pages: std::ops::Range<usize>) {
-        if let Some(hot) = &self.hot {
-            hot.populate(base, pages);
+        if let Some(image) = &self.image {
+            image.hot.populate(base, pages);
         }
     }
 
@@ -485,13 +474,13 @@ impl Region {
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
         }
-        let learn = self.hot.as_ref().is_some_and(|hot| !hot.learned());
+        let learn = self.image.as_ref().map(|image| &image.hot).filter(|hot| !hot.learned());
         let (mut pages, mut written) = (Vec::new(), Vec::new());
         for &(i, _) in present.iter().filter(|&&(_, own)| own) {
             // SAFETY: a present accessible page, which by the contract nothing writes
             // meanwhile.
             let bytes = unsafe { self.page(i) };
-            if learn && !is_zero(bytes) {
+            if learn.is_some() && !is_zero(bytes) {
                 written.push(i);
             }
             // Pages that read the same once given back are not kept.
@@ -501,7 +490,7 @@ impl Region {
                 pages.push((i, self.references.pack((place, i), bytes, image)));
             }
         }
-        if let Some(hot) = self.hot.as_ref().filter(|_| learn) {
+        if let Some(hot) = learn {
             hot.learn(&written);
         }
         let all: Vec<usize> = present.into_iter().map(|(i, _)| i).collect();

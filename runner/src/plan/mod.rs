@@ -59,8 +59,8 @@ impl std::fmt::Debug for LoadedPlan {
 ///
 /// `image` is the plan's memory image (`image::PlanData`), mapped into the memories the
 /// runner makes. Returns the engine and whether its memories start as that image, in which
-/// case [`load`] gives wasmtime the plan without the segments'
-/// bytes (`image::without_active_data`), which the image already holds.
+/// case [`load`] gives wasmtime the plan without the segments' bytes
+/// (`image::without_active_data`), which the image already holds.
 pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::Result<PlanEngine> {
     let mut config = Config::new();
     config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
