@@ -8,7 +8,9 @@ pub use wit::LogLevel as Level;
 
 /// This user's number, from 1.
 pub fn id() -> u32 {
-    wit::id()
+    // Fixed for the life of the instance: asked of the host once, not at every request.
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ID.get_or_init(wit::id)
 }
 
 /// The number of the task this user is running, from 0.

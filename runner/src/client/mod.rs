@@ -404,7 +404,7 @@ impl VuClient {
         let jar = self.cookies.get_or_insert_with(Box::default);
         for value in set_cookies {
             // A malformed cookie is ignored, as browsers do.
-            let _ = jar.parse(value, url);
+            let _ = jar.parse(&value, url);
         }
     }
 }
