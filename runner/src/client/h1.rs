@@ -140,6 +140,8 @@ pub struct Response {
     pub body_len: u64,
     /// When the head arrived.
     pub head_at: Instant,
+    /// When the last byte arrived: `head_at` when the body came with the head.
+    pub finished: Instant,
 }
 
 /// How the response's body ends.
@@ -271,6 +273,12 @@ impl Conn {
             }
         };
         let head_at = Instant::now();
+        // A small body usually arrives with the head: then no clock is read for its end.
+        let with_head = match head.framing {
+            Framing::Empty => true,
+            Framing::Length(n) => n <= (self.end - self.start) as u64,
+            Framing::Chunked | Framing::UntilClose => false,
+        };
         let mut body = Body { kept: Vec::new(), len: 0, keep };
         match head.framing {
             Framing::Empty => {}
@@ -289,8 +297,15 @@ impl Conn {
             self.start = 0;
             self.end = 0;
         }
-        let response =
-            Response { status: head.status, headers: head.headers, body: body.kept, body_len: body.len, head_at };
+        let finished = if with_head { head_at } else { Instant::now() };
+        let response = Response {
+            status: head.status,
+            headers: head.headers,
+            body: body.kept,
+            body_len: body.len,
+            head_at,
+            finished,
+        };
         Ok((sent, response))
     }
 

@@ -184,6 +184,9 @@ pub struct VuClient {
     cookies: Option<Box<cookie_store::CookieStore>>,
     /// The request head being written, kept between requests.
     head: Vec<u8>,
+    /// The last URL sent and where it resolved to: most VUs send the same few URLs, and
+    /// resolving one allocates its path and clones its origin.
+    last: Option<(String, Target)>,
 }
 
 impl std::fmt::Debug for VuClient {
@@ -197,7 +200,7 @@ const BODY_IN_HEAD: usize = 16 * 1024;
 
 impl VuClient {
     pub fn new(shared: Arc<HttpShared>) -> Self {
-        Self { shared, connections: Vec::new(), cookies: None, head: Vec::new() }
+        Self { shared, connections: Vec::new(), cookies: None, head: Vec::new(), last: None }
     }
 
     /// Waits for this request's slot under the run's request-rate ceiling, if there is one.
@@ -213,6 +216,7 @@ impl VuClient {
     /// Frees the buffers of idle connections (the VU is about to wait a long time).
     pub fn release(&mut self) {
         self.head = Vec::new();
+        self.last = None;
         for connection in &mut self.connections {
             connection.conn.release();
         }
@@ -222,8 +226,18 @@ impl VuClient {
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         rules::check(&out, &self.shared.limits)?;
         let started = out.started;
-        let target =
-            target::resolve(self.shared.base.as_ref(), out.url).map_err(|e| SendError::Invalid(e.to_string()))?;
+        let (url, target) = match self.last.take() {
+            Some((url, target)) if url == out.url => (url, target),
+            last => {
+                let target = target::resolve(self.shared.base.as_ref(), out.url)
+                    .map_err(|e| SendError::Invalid(e.to_string()))?;
+                // The last URL's buffer is reused for this one.
+                let mut url = last.map(|(url, _)| url).unwrap_or_default();
+                url.clear();
+                url.push_str(out.url);
+                (url, target)
+            }
+        };
         let ceiling = self.shared.timeouts.ceiling;
         let timeout = out.timeout.map_or(self.shared.timeouts.request, |t| ceiling.map_or(t, |c| t.min(c)));
         let deadlines = h1::Deadlines {
@@ -246,9 +260,11 @@ impl VuClient {
         if head.capacity() <= BODY_IN_HEAD * 2 {
             self.head = head;
         }
-        let incoming = result?;
-        self.keep_cookies(&target, &mut cookie_url, &incoming.headers);
-        Ok(incoming)
+        if let Ok(incoming) = &result {
+            self.keep_cookies(&target, &mut cookie_url, &incoming.headers);
+        }
+        self.last = Some((url, target));
+        result
     }
 
     /// Writes the request head into `head` (with the body when it is small); returns the
@@ -349,7 +365,7 @@ impl VuClient {
             h1::Failure::Closed { cause, .. } | h1::Failure::Protocol(cause) => SendError::Protocol(cause),
             h1::Failure::Timeout(message) => SendError::Timeout(message),
         })?;
-        let finished = Instant::now();
+        let finished = response.finished;
         let receiving_us = micros(finished.duration_since(response.head_at));
         if conn.reusable() {
             // Most VUs talk to one origin: room for one, not the four a first push makes.
