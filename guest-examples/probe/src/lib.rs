@@ -69,6 +69,8 @@ struct Probe {
     keep: usize,
     /// `on_start`'s response, under `PROBE_KEEP`.
     start_response: Option<Response>,
+    /// The `x-vu` header's value, formatted once.
+    vu_id: String,
 }
 
 impl Default for Probe {
@@ -88,6 +90,7 @@ impl Default for Probe {
             quiet: env("PROBE_QUIET").is_some(),
             keep: env_num("PROBE_KEEP").map_or(0, |n| n as usize),
             start_response: None,
+            vu_id: vu::id().to_string(),
         }
     }
 }
@@ -201,7 +204,7 @@ impl Probe {
         if self.quiet {
             return Ok(());
         }
-        let mut request = wasmload::request(&self.method, path).header("x-vu", vu::id().to_string());
+        let mut request = wasmload::request(&self.method, path).header("x-vu", &self.vu_id);
         if let Some(name) = &self.name {
             request = request.name(name.clone());
         }
