@@ -13,7 +13,7 @@
 //! the oldest out ([`make_room`]), and when the call ends ([`call_ends`]). The Python SDK
 //! does the same for headers (`sdk/python/wasmload/http.py`).
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -58,6 +58,10 @@ thread_local! {
     /// Every response of the current call the host kept parts of and that has not been dealt
     /// with yet, oldest first: the newest of those the host keeps, so at most `HOST_KEEPS`.
     static KEPT: RefCell<VecDeque<Kept>> = RefCell::default();
+    /// The parts of the last response dropped with nothing else referring to them, emptied:
+    /// the next response takes them instead of allocating its own (one allocation and one
+    /// free fewer per request).
+    static SPARE: Cell<Option<Rc<Parts>>> = const { Cell::new(None) };
 }
 
 /// Deals with the oldest listed responses until at most `keep` are listed.
@@ -93,7 +97,7 @@ pub struct Response {
 impl Response {
     /// The response `send-bare` returned, tracked while the host holds parts of it.
     pub(crate) fn received(inner: wit::BareResponse) -> Self {
-        let parts = Rc::new(Parts::default());
+        let parts = SPARE.take().unwrap_or_default();
         // The host keeps a response's parts when it has any (`response-headers` in the WIT).
         if inner.header_count > 0 || inner.body_len > 0 {
             let kept = Kept {
@@ -168,5 +172,23 @@ impl Response {
     pub fn failure(self, message: impl Into<String>) {
         let message: String = message.into();
         wit::report(self.inner.id, Err(&message));
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        // Still the newest listed response (nothing was sent since): nothing needs its parts
+        // fetched any more, so it is unlisted and its parts can serve the next response.
+        KEPT.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            if kept.back().is_some_and(|k| k.id == self.inner.id) {
+                kept.pop_back();
+            }
+        });
+        if let Some(parts) = Rc::get_mut(&mut self.parts) {
+            parts.headers.take();
+            parts.body.take();
+            SPARE.set(Some(Rc::clone(&self.parts)));
+        }
     }
 }
