@@ -259,10 +259,13 @@ struct Kill {
 impl Kill {
     fn new(phase: watch::Receiver<Phase>) -> Self {
         let mut waiting = phase.clone();
-        let signal = Box::pin(async move {
+        // Outside tokio's task budget: `wait_for` alone may return `Pending` when the budget
+        // is spent, without registering its waiter, and then the skipped polls below would
+        // leave the VU deaf to the kill.
+        let signal = Box::pin(tokio::task::coop::unconstrained(async move {
             // A closed channel means the run is gone: as good as killed.
             let _ = waiting.wait_for(|p| *p == Phase::Killed).await;
-        });
+        }));
         Self { signal, phase, registered: false, killed: false }
     }
 
