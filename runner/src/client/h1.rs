@@ -659,6 +659,33 @@ mod tests {
         conn.exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", b"", false, keep, &deadlines()).await.map(|(_, r)| r)
     }
 
+    /// The connection's timer fires at each wait's own deadline: re-armed when it fired for
+    /// an earlier one, moved when a later wait's deadline is closer, never in the way of a
+    /// wait that completes.
+    #[tokio::test]
+    async fn the_lazy_timer_keeps_each_waits_deadline() {
+        let mut timer = Timer::default();
+        let never = |_: &mut Context<'_>| Poll::<()>::Pending;
+        let start = Instant::now();
+        assert_eq!(timer.within(start + Duration::from_millis(40), never).await, None);
+        assert!(start.elapsed() >= Duration::from_millis(40));
+        // Armed for 40 ms and fired: a later deadline is waited for in full.
+        let start = Instant::now();
+        assert_eq!(timer.within(start + Duration::from_millis(150), never).await, None);
+        assert!(start.elapsed() >= Duration::from_millis(150), "fired early: {:?}", start.elapsed());
+        // Arm it far ahead, then a closer deadline must move it.
+        let far = Instant::now() + Duration::from_secs(30);
+        assert_eq!(timer.within(far, |_| Poll::Ready(7)).await, Some(7), "a ready wait needs no timer");
+        let mut polled = false;
+        let first = |_: &mut Context<'_>| {
+            if std::mem::replace(&mut polled, true) { Poll::Ready(()) } else { Poll::Pending }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(1), timer.within(far, first)).await;
+        let start = Instant::now();
+        assert_eq!(timer.within(start + Duration::from_millis(30), never).await, None);
+        assert!(start.elapsed() < Duration::from_secs(5), "the closer deadline moved the timer");
+    }
+
     #[tokio::test]
     async fn bodies_of_every_framing_arrive_whole_and_the_connection_is_reused() {
         let mut conn = serve(vec![
