@@ -120,8 +120,8 @@ impl HttpShared {
 pub struct Outgoing<'a> {
     pub method: &'a str,
     pub url: &'a str,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
+    pub headers: &'a [(String, String)],
+    pub body: Option<&'a [u8]>,
     pub timeout: Option<Duration>,
     /// When the guest asked (the request's time counts from here).
     pub started: Instant,
@@ -253,7 +253,7 @@ impl VuClient {
         let exchange = Exchange { method: out.method, started, deadlines };
         let built = self.build(out, &target, cookie_url.as_ref(), &mut head);
         let result = match built {
-            Ok(body) => self.exchange(&target, &head, body.as_deref().unwrap_or_default(), &exchange).await,
+            Ok(body) => self.exchange(&target, &head, body.unwrap_or_default(), &exchange).await,
             Err(e) => Err(e),
         };
         // A head grown by an unusual request is not kept.
@@ -269,13 +269,13 @@ impl VuClient {
 
     /// Writes the request head into `head` (with the body when it is small); returns the
     /// body still to send.
-    fn build(
+    fn build<'a>(
         &self,
-        out: Outgoing<'_>,
+        out: Outgoing<'a>,
         target: &Target,
         cookie_url: Option<&url::Url>,
         head: &mut Vec<u8>,
-    ) -> Result<Option<Vec<u8>>, SendError> {
+    ) -> Result<Option<&'a [u8]>, SendError> {
         if !rules::is_token(out.method) {
             return Err(SendError::Invalid(format!("`{}` is not a valid HTTP method", out.method)));
         }
@@ -286,7 +286,7 @@ impl VuClient {
         head.extend_from_slice(target.host_header.as_bytes());
         head.extend_from_slice(b"\r\n");
         let (mut user_agent, mut cookie) = (false, false);
-        for (name, value) in &out.headers {
+        for (name, value) in out.headers {
             if !rules::is_token(name) {
                 return Err(SendError::Invalid(format!("`{name}` is not a valid header name")));
             }
@@ -333,7 +333,7 @@ impl VuClient {
         }
         head.extend_from_slice(b"\r\n");
         if body.len() <= BODY_IN_HEAD {
-            head.extend_from_slice(&body);
+            head.extend_from_slice(body);
             return Ok(None);
         }
         Ok(Some(body))

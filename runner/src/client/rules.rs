@@ -81,11 +81,12 @@ mod tests {
     use crate::limits::{MAX_REQUEST_BODY, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES};
 
     fn outgoing(url: &str, headers: &[(&str, &str)], body: usize) -> Outgoing<'static> {
+        let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
         Outgoing {
             method: "GET",
             url: Box::leak(url.to_owned().into_boxed_str()),
-            headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
-            body: (body > 0).then(|| vec![0; body]),
+            headers: Box::leak(headers.into_boxed_slice()),
+            body: (body > 0).then(|| &*Box::leak(vec![0; body].into_boxed_slice())),
             timeout: None,
             started: tokio::time::Instant::now(),
         }

@@ -2,11 +2,14 @@
 //! the timing, and returns the response. `catch-response` requests wait in
 //! `PendingResponses` until the guest settles them with `report` or its task ends.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentType, Lift, Linker, WasmList, WasmStr};
 
 use super::VuState;
 use crate::bindings::http::{BareResponse, Host, HttpError, LeanResponse, Request, Response, Timings};
@@ -136,16 +139,16 @@ impl ResponseStash {
 
 impl VuState {
     /// Sends the guest's request and records it: the response, and its headers apart.
-    async fn send_request(&mut self, request: Request) -> Result<(LeanResponse, Headers), HttpError> {
+    async fn send_request(&mut self, request: &Request) -> Result<(LeanResponse, Headers), HttpError> {
         // Waiting for the run's request-rate ceiling is not part of the request's time.
         self.http.pace().await;
         let started = Instant::now();
         let Request { method, url, headers, body, name, timeout_ms, tags, catch_response } = request;
         let outgoing = Outgoing {
-            method: &method,
-            url: &url,
+            method,
+            url,
             headers,
-            body,
+            body: body.as_deref(),
             timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
             started,
         };
@@ -157,13 +160,17 @@ impl VuState {
         // Under an open model the request also counts from its iteration's scheduled start.
         let corrected_us = self.late_by_us.map(|late| elapsed_us.saturating_add(late));
         // Statistics group by upper-case method and by name, or the URL when unnamed.
-        let method = if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase() } else { method };
-        // A name (or URL) is a statistics key shown in every report: keep it short.
-        let name = match name.unwrap_or(url) {
-            name if name.len() > MAX_NAME_BYTES => format!("{}…", super::vu::truncate(&name, MAX_NAME_BYTES)),
-            name => name,
+        let method: Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            method.to_ascii_uppercase().into()
+        } else {
+            method.into()
         };
-        let tags = tag_set(&tags);
+        // A name (or URL) is a statistics key shown in every report: keep it short.
+        let name: Cow<'_, str> = match name.as_deref().unwrap_or(url) {
+            name if name.len() > MAX_NAME_BYTES => format!("{}…", super::vu::truncate(name, MAX_NAME_BYTES)).into(),
+            name => name.into(),
+        };
+        let tags = tag_set(tags);
         let incoming = match result {
             Ok(incoming) => incoming,
             Err(error) => {
@@ -191,23 +198,35 @@ impl VuState {
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
         let id = self.pending.next_id();
         let phases = incoming.phases;
-        let pending = Pending {
-            id,
-            method,
-            name,
-            elapsed_us,
-            corrected_us,
-            phases: Some(phases),
-            scenario: self.scenario.clone(),
-            tags,
-            bytes: incoming.body_len,
-            status: incoming.status,
-            default_failure,
-        };
-        if catch_response {
+        if *catch_response {
+            // Recorded when the guest settles it: its strings are kept until then.
+            let pending = Pending {
+                id,
+                method: method.into_owned(),
+                name: name.into_owned(),
+                elapsed_us,
+                corrected_us,
+                phases: Some(phases),
+                scenario: self.scenario.clone(),
+                tags,
+                bytes: incoming.body_len,
+                status: incoming.status,
+                default_failure,
+            };
             self.pending.push(pending, &self.recorder);
         } else {
-            pending.record_default(&self.recorder);
+            self.recorder.request(&Sample {
+                method: &method,
+                name: &name,
+                elapsed_us,
+                corrected_us,
+                phases: Some(phases),
+                scenario: self.scenario.as_deref(),
+                tags: &tags,
+                bytes: incoming.body_len,
+                status: incoming.status,
+                outcome: default_failure.as_deref().map_or(Outcome::Success, Outcome::Failure),
+            });
         }
         let response = LeanResponse {
             id,
@@ -223,27 +242,41 @@ impl VuState {
         };
         Ok((response, incoming.headers))
     }
-}
 
-impl Host for VuState {
-    async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+    async fn send_full(&mut self, request: &Request) -> Result<Response, HttpError> {
         let (response, headers) = self.send_request(request).await?;
         let LeanResponse { id, status, body, elapsed_us, timings, header_count: _ } = response;
         Ok(Response { id, status, headers: headers.to_pairs(), body, elapsed_us, timings })
     }
 
-    async fn send_lean(&mut self, request: Request) -> Result<LeanResponse, HttpError> {
+    async fn send_without_headers(&mut self, request: &Request) -> Result<LeanResponse, HttpError> {
         let (response, headers) = self.send_request(request).await?;
         self.kept.keep(response.id, headers, Vec::new());
         Ok(response)
     }
 
-    async fn send_bare(&mut self, request: Request) -> Result<BareResponse, HttpError> {
+    async fn send_without_parts(&mut self, request: &Request) -> Result<BareResponse, HttpError> {
         let (response, headers) = self.send_request(request).await?;
         let LeanResponse { id, status, body, elapsed_us, timings, header_count } = response;
         let body_len = body.len() as u64;
         self.kept.keep(id, headers, body);
         Ok(BareResponse { id, status, body_len, elapsed_us, timings, header_count })
+    }
+}
+
+/// The generated bindings, which lift every request into fresh strings. At run time the
+/// guest reaches the same code through [`add_sends`]' functions instead.
+impl Host for VuState {
+    async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        self.send_full(&request).await
+    }
+
+    async fn send_lean(&mut self, request: Request) -> Result<LeanResponse, HttpError> {
+        self.send_without_headers(&request).await
+    }
+
+    async fn send_bare(&mut self, request: Request) -> Result<BareResponse, HttpError> {
+        self.send_without_parts(&request).await
     }
 
     fn response_body(&mut self, id: u64) -> Vec<u8> {
@@ -258,6 +291,119 @@ impl Host for VuState {
         self.pending.settle(id, outcome.as_ref().map(|_| ()).map_err(String::as_str), &self.recorder);
     }
 }
+
+/// The WIT `request` record as the guest passed it, its strings and lists still in the
+/// guest's memory. [`add_sends`] copies them into the VU's own request, whose strings every
+/// request reuses: lifted by the generated bindings, each request was five allocations (the
+/// method, the URL, each header's name and value, the header list) and as many frees.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct GuestRequest {
+    method: WasmStr,
+    url: WasmStr,
+    headers: WasmList<(WasmStr, WasmStr)>,
+    body: Option<WasmList<u8>>,
+    name: Option<WasmStr>,
+    #[component(name = "timeout-ms")]
+    timeout_ms: Option<u32>,
+    tags: WasmList<(WasmStr, WasmStr)>,
+    #[component(name = "catch-response")]
+    catch_response: bool,
+}
+
+impl GuestRequest {
+    /// Copies the request into `into`, reusing its strings and lists.
+    fn copy_into(&self, store: &mut StoreContextMut<'_, VuState>, into: &mut Request) -> wasmtime::Result<()> {
+        copy_str(&self.method, store, &mut into.method)?;
+        copy_str(&self.url, store, &mut into.url)?;
+        copy_pairs(&self.headers, store, &mut into.headers)?;
+        into.body = self.body.as_ref().map(|list| {
+            let mut body = into.body.take().unwrap_or_default();
+            body.clear();
+            body.extend_from_slice(list.as_le_slice(&*store));
+            body
+        });
+        into.name = match &self.name {
+            Some(name) => Some(name.to_str(&*store)?.into_owned()),
+            None => None,
+        };
+        into.timeout_ms = self.timeout_ms;
+        copy_pairs(&self.tags, store, &mut into.tags)?;
+        into.catch_response = self.catch_response;
+        Ok(())
+    }
+}
+
+fn copy_str(from: &WasmStr, store: &StoreContextMut<'_, VuState>, into: &mut String) -> wasmtime::Result<()> {
+    into.clear();
+    into.push_str(&from.to_str(store)?);
+    Ok(())
+}
+
+fn copy_pairs(
+    from: &WasmList<(WasmStr, WasmStr)>,
+    store: &mut StoreContextMut<'_, VuState>,
+    into: &mut Vec<(String, String)>,
+) -> wasmtime::Result<()> {
+    into.truncate(from.len());
+    for i in 0..from.len() {
+        let Some(pair) = from.get(&mut *store, i) else { break };
+        let (name, value) = pair?;
+        if i == into.len() {
+            into.push(Default::default());
+        }
+        copy_str(&name, store, &mut into[i].0)?;
+        copy_str(&value, store, &mut into[i].1)?;
+    }
+    Ok(())
+}
+
+/// A request with nothing in it, whose strings the next request fills.
+fn empty_request() -> Request {
+    Request {
+        method: String::new(),
+        url: String::new(),
+        headers: Vec::new(),
+        body: None,
+        name: None,
+        timeout_ms: None,
+        tags: Vec::new(),
+        catch_response: false,
+    }
+}
+
+/// Defines `send`, `send-lean` and `send-bare` over the generated bindings' own: the same
+/// sending and recording, but the guest's request is copied into buffers the VU reuses
+/// instead of lifted into new strings (`GuestRequest`). `linker` must already hold the
+/// generated `http` functions.
+pub fn add_sends(linker: &mut Linker<VuState>) -> wasmtime::Result<()> {
+    /// Copies the guest's request into the VU's spare one, runs `send` with it, and keeps it
+    /// for the next request.
+    macro_rules! send_with {
+        ($http:ident, $name:literal, $method:ident) => {
+            $http.func_wrap_async($name, |mut store: StoreContextMut<'_, VuState>, (request,): (GuestRequest,)| {
+                Box::new(async move {
+                    let mut spare = store.data_mut().spare_request.take().unwrap_or_else(empty_request);
+                    request.copy_into(&mut store, &mut spare)?;
+                    let state = store.data_mut();
+                    let result = state.$method(&spare).await;
+                    state.spare_request = Some(spare);
+                    Ok((result,))
+                })
+            })?;
+        };
+    }
+    linker.allow_shadowing(true);
+    let mut http = linker.instance(HTTP_INSTANCE)?;
+    send_with!(http, "send", send_full);
+    send_with!(http, "send-lean", send_without_headers);
+    send_with!(http, "send-bare", send_without_parts);
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The name the generated bindings give the `http` interface's instance in the linker.
+const HTTP_INSTANCE: &str = "wasmload:scenario/http@0.1.0";
 
 /// The guest's request tags as one series key: `k:v` pairs, each cut to `MAX_NAME_BYTES`,
 /// sorted, joined by commas (empty when there are none).

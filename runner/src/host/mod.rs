@@ -43,6 +43,8 @@ pub struct VuState {
     /// (open models only; `None` otherwise).
     pub late_by_us: Option<u64>,
     http: VuClient,
+    /// The last request's strings, for the next request to fill (`http::add_sends`).
+    spare_request: Option<crate::bindings::http::Request>,
     pending: PendingResponses,
     /// The headers and bodies `send-lean` and `send-bare` left for `response-headers` and
     /// `response-body`.
@@ -83,6 +85,7 @@ impl VuState {
             late_by_us: None,
             scenario: None,
             http: VuClient::new(shared.http.clone()),
+            spare_request: None,
             pending: PendingResponses::default(),
             kept: ResponseStash::default(),
             recorder,
@@ -112,6 +115,7 @@ impl VuState {
     /// Frees the HTTP client's buffers before a long wait.
     pub fn release_buffers(&mut self) {
         self.http.release();
+        self.spare_request = None;
         self.kept = ResponseStash::default();
     }
 
@@ -133,5 +137,6 @@ impl WasiView for VuState {
 /// Adds WASI 0.2 and the runner's own interfaces to `linker`.
 pub fn add_to_linker(linker: &mut Linker<VuState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    LoadTest::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+    LoadTest::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    http::add_sends(linker)
 }
