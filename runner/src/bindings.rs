@@ -4,6 +4,8 @@
 //! them suspends its fiber instead of blocking a tokio worker. The others return at once and
 //! are plain functions: an async host function costs a boxed future and the fiber's polling
 //! machinery on every call, and `vu.id`/`vu.iteration` run once per task in most scenarios.
+//! The three `http.send*` functions are defined again over these by `host::http::add_sends`,
+//! which reads the guest's request without lifting it into new strings.
 
 mod generated {
     wasmtime::component::bindgen!({
