@@ -675,7 +675,7 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(150), "fired early: {:?}", start.elapsed());
         // Arm it far ahead, then a closer deadline must move it.
         let far = Instant::now() + Duration::from_secs(30);
-        assert_eq!(timer.within(far, |_| Poll::Ready(7)).await, Some(7), "a ready wait needs no timer");
+        assert_eq!(timer.within(far, |_| Poll::Ready(7)).await, Some(7), "a ready wait returns its value");
         let mut polled = false;
         let first = |_: &mut Context<'_>| {
             if std::mem::replace(&mut polled, true) { Poll::Ready(()) } else { Poll::Pending }

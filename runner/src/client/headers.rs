@@ -86,10 +86,6 @@ impl Headers {
 mod tests {
     use super::*;
 
-    fn pairs(headers: &Headers) -> Vec<(String, String)> {
-        headers.to_pairs()
-    }
-
     fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())).collect()
     }
@@ -102,7 +98,7 @@ mod tests {
         headers.push("set-cookie", b"b=2");
         assert_eq!(headers.len(), 3);
         assert_eq!(
-            pairs(&headers),
+            headers.to_pairs(),
             owned(&[("set-cookie", "a=1; Path=/"), ("x-time", "12:30:00"), ("set-cookie", "b=2")])
         );
         assert_eq!(headers.all("Set-Cookie").collect::<Vec<_>>(), ["a=1; Path=/", "b=2"]);

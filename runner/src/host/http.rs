@@ -17,12 +17,14 @@ use crate::client::{Headers, Outgoing, Phases, SendError};
 use crate::limits::{KEPT_RESPONSE_HEADERS, MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
 
-/// A finished `catch-response` request whose outcome the guest has not decided yet.
+/// A finished request and what its record needs. A `catch-response` one waits, owned, until
+/// the guest decides its outcome; any other is recorded at once with its strings borrowed
+/// from the request.
 #[derive(Debug)]
-struct Pending {
+struct Pending<'a> {
     id: u64,
-    method: String,
-    name: String,
+    method: Cow<'a, str>,
+    name: Cow<'a, str>,
     elapsed_us: u64,
     corrected_us: Option<u64>,
     phases: Option<Phases>,
@@ -34,7 +36,7 @@ struct Pending {
     default_failure: Option<String>,
 }
 
-impl Pending {
+impl Pending<'_> {
     fn record(&self, recorder: &Recorder, outcome: Result<(), &str>) {
         recorder.request(&Sample {
             method: &self.method,
@@ -56,12 +58,17 @@ impl Pending {
     fn record_default(&self, recorder: &Recorder) {
         self.record(recorder, self.default_failure.as_deref().map_or(Ok(()), Err));
     }
+
+    /// The same, holding its own strings, to wait for the guest.
+    fn into_owned(self) -> Pending<'static> {
+        Pending { method: Cow::Owned(self.method.into_owned()), name: Cow::Owned(self.name.into_owned()), ..self }
+    }
 }
 
 /// One VU's unsettled `catch-response` requests, oldest first.
 #[derive(Debug, Default)]
 pub struct PendingResponses {
-    queue: VecDeque<Pending>,
+    queue: VecDeque<Pending<'static>>,
     next_id: u64,
 }
 
@@ -71,7 +78,7 @@ impl PendingResponses {
         self.next_id
     }
 
-    fn push(&mut self, pending: Pending, recorder: &Recorder) {
+    fn push(&mut self, pending: Pending<'static>, recorder: &Recorder) {
         if self.queue.len() >= MAX_PENDING_RESPONSES
             && let Some(oldest) = self.queue.pop_front()
         {
@@ -198,35 +205,23 @@ impl VuState {
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
         let id = self.pending.next_id();
         let phases = incoming.phases;
+        let pending = Pending {
+            id,
+            method,
+            name,
+            elapsed_us,
+            corrected_us,
+            phases: Some(phases),
+            scenario: self.scenario.clone(),
+            tags,
+            bytes: incoming.body_len,
+            status: incoming.status,
+            default_failure,
+        };
         if *catch_response {
-            // Recorded when the guest settles it: its strings are kept until then.
-            let pending = Pending {
-                id,
-                method: method.into_owned(),
-                name: name.into_owned(),
-                elapsed_us,
-                corrected_us,
-                phases: Some(phases),
-                scenario: self.scenario.clone(),
-                tags,
-                bytes: incoming.body_len,
-                status: incoming.status,
-                default_failure,
-            };
-            self.pending.push(pending, &self.recorder);
+            self.pending.push(pending.into_owned(), &self.recorder);
         } else {
-            self.recorder.request(&Sample {
-                method: &method,
-                name: &name,
-                elapsed_us,
-                corrected_us,
-                phases: Some(phases),
-                scenario: self.scenario.as_deref(),
-                tags: &tags,
-                bytes: incoming.body_len,
-                status: incoming.status,
-                outcome: default_failure.as_deref().map_or(Outcome::Success, Outcome::Failure),
-            });
+            pending.record_default(&self.recorder);
         }
         let response = LeanResponse {
             id,
@@ -324,7 +319,11 @@ impl GuestRequest {
             body
         });
         into.name = match &self.name {
-            Some(name) => Some(name.to_str(&*store)?.into_owned()),
+            Some(name) => {
+                let mut text = into.name.take().unwrap_or_default();
+                copy_str(name, store, &mut text)?;
+                Some(text)
+            }
             None => None,
         };
         into.timeout_ms = self.timeout_ms;
