@@ -129,6 +129,17 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         work.left();
         return;
     };
+    // Let the VUs started at the same moment start too before this one's first iteration.
+    // tokio polls a yielded task again only after the tasks already queued (up to 61, its
+    // event interval), so VUs started together are instantiated back to back, then send
+    // their first requests back to back: the instantiation and HTTP code each stay in the
+    // CPU's caches, and a target that went idle is woken once for a burst of new
+    // connections instead of once for each. Measured with 10,000 VUs started at once
+    // against nginx, each on one core (`dist` builds, 5 alternating runs): all started in
+    // 1.13-1.24 s (median 1.18) against 1.22-1.42 (1.25), and the whole run took 2 % less
+    // CPU (7 % with `release` builds). A lone VU (ramping up, arrival rate) waits one pass
+    // of its worker's queue.
+    tokio::task::yield_now().await;
     let mut rng = fastrand::Rng::new();
     let mut done = 0u64;
     let ended = loop {

@@ -119,9 +119,13 @@ pub fn guards_supported() -> bool {
     })
 }
 
-/// The kernel's page size.
+/// The kernel's page size, asked once: memories and stacks ask for it several times per VU
+/// and page.
 pub fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+    })
 }
