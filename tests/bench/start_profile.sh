@@ -58,8 +58,9 @@ for stack in open(path).read().split("\n\n"):
         buckets["other thread: " + comm] += 1
     elif "kernel" in frames[0][1]:
         names = [name for name, _ in frames]
-        # mmap's own entry point is often a tail call, missing from the stack.
-        names = ["__x64_sys_mmap" if n == "vm_mmap_pgoff" else n for n in names]
+        # Entry points often missing from the stack (tail calls, inlined).
+        inner = {"vm_mmap_pgoff": "__x64_sys_mmap", "vector_madvise": "__x64_sys_process_madvise"}
+        names = [inner.get(n, n) for n in names]
         entry = next((n for n in names if n.startswith("__x64_sys_") or n.startswith("asm_exc_")), "kernel, other")
         buckets[entry.replace("__x64_sys_", "syscall ").replace("asm_exc_", "")] += 1
     else:

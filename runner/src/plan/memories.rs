@@ -35,6 +35,7 @@ use anyhow::Context as _;
 
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
+use super::give_back::give_back;
 use super::pack::{Kept, References, is_zero};
 use super::stack_arena::page_size;
 use crate::limits::HIBERNATE_MAX_PAGES;
@@ -415,25 +416,24 @@ impl Region {
         unsafe { std::slice::from_raw_parts((self.base() + i * page_size()) as *const u8, page_size()) }
     }
 
-    /// Gives back `pages` (ascending indices), one run of consecutive pages per system call
-    /// when `runs`, else with one call from the first to the last.
-    fn drop_pages(&self, pages: &[usize], runs: bool) {
+    /// Gives back `pages` (ascending indices): each run of consecutive pages as one range,
+    /// all in one call where the kernel allows (`give_back`).
+    ///
+    /// # Safety
+    ///
+    /// The pages must be accessible, and their contents kept by the caller or equal to what
+    /// they read as afterwards (the image, or zeroes beyond it).
+    unsafe fn drop_pages(&self, pages: &[usize]) {
         let (page, base) = (page_size(), self.base());
+        let mut ranges = Vec::new();
         let mut rest = pages;
         while let [first, ..] = rest {
-            let run = if runs { rest.windows(2).take_while(|w| w[1] == w[0] + 1).count() + 1 } else { rest.len() };
-            let last = rest[run - 1];
-            // SAFETY: accessible pages whose contents the caller has kept or found equal to
-            // what they read as afterwards (the image, or zeroes beyond it).
-            unsafe {
-                libc::madvise(
-                    (base + first * page) as *mut libc::c_void,
-                    (last + 1 - first) * page,
-                    libc::MADV_DONTNEED,
-                )
-            };
+            let run = rest.windows(2).take_while(|w| w[1] == w[0] + 1).count() + 1;
+            ranges.push(base + first * page..base + (first + run) * page);
             rest = &rest[run..];
         }
+        // SAFETY: by this function's contract.
+        unsafe { give_back(&ranges) };
     }
 
     /// The image's page `i`, if the image reaches it: what page `i` reads as once given back
@@ -458,18 +458,19 @@ impl Region {
             .filter(|&(i, own)| own && self.image_page(i) == Some(unsafe { self.page(i) }))
             .map(|(i, _)| i)
             .collect();
-        self.drop_pages(&equal, true);
+        // SAFETY: pages found equal to the image, which they read as once given back.
+        unsafe { self.drop_pages(&equal) };
     }
 
-    /// Packs the memory's own pages and gives all its pages back to the kernel; `place` is
-    /// the memory's place among its instance's memories. `None` (and nothing given back)
-    /// when the kernel cannot say which pages are present, or more than
-    /// `HIBERNATE_MAX_PAGES` are the VU's own.
+    /// Packs the memory's own pages and adds the range of its present pages to `give_back`,
+    /// for the caller to give back to the kernel; `place` is the memory's place among its
+    /// instance's memories. `None` (and no range) when the kernel cannot say which pages are
+    /// present, or more than `HIBERNATE_MAX_PAGES` are the VU's own.
     ///
     /// # Safety
     ///
     /// No call into the memory's store may be running, and none may start before `wake`.
-    unsafe fn hibernate(&self, place: usize) -> Option<Packed> {
+    unsafe fn hibernate(&self, place: usize, give_back: &mut Vec<std::ops::Range<usize>>) -> Option<Packed> {
         let present = self.present(0..usize::MAX)?;
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
@@ -493,8 +494,11 @@ impl Region {
         if let Some(hot) = learn {
             hot.learn(&written);
         }
-        let all: Vec<usize> = present.into_iter().map(|(i, _)| i).collect();
-        self.drop_pages(&all, false);
+        // Every present page, from the first to the last, reads the same once given back.
+        if let (Some(&(first, _)), Some(&(last, _))) = (present.first(), present.last()) {
+            let (page, base) = (page_size(), self.base());
+            give_back.push(base + first * page..base + (last + 1) * page);
+        }
         Some(Packed(pages))
     }
 
@@ -596,15 +600,18 @@ impl VuMemories {
         }
     }
 
-    /// Packs the memories away and gives their pages back, unless swap is on. Call it only
-    /// between calls into the VU's store, and [`VuMemories::wake`] before the next one.
-    pub fn hibernate(&mut self) {
+    /// Packs the memories away, unless swap is on, and adds the ranges of their pages to
+    /// `give_back`: what they hold is packed or reads the same once given back
+    /// (`give_back::give_back`). Call it only between calls into the VU's store, and
+    /// [`VuMemories::wake`] before the next one.
+    pub fn hibernate(&mut self, give_back: &mut Vec<std::ops::Range<usize>>) {
         if !self.packed.is_empty() || swap_on() {
             return;
         }
         self.shared = true;
         // SAFETY: by this method's contract no call into the store runs until `wake`.
-        self.packed = self.regions.iter().enumerate().map(|(place, r)| unsafe { r.hibernate(place) }).collect();
+        self.packed =
+            self.regions.iter().enumerate().map(|(place, r)| unsafe { r.hibernate(place, give_back) }).collect();
     }
 
     /// Writes back what [`VuMemories::hibernate`] packed; does nothing if it did not.
@@ -627,6 +634,14 @@ impl VuMemories {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hibernates `vu` and gives its pages back, as `VuMemory::release` does.
+    fn hibernate(vu: &mut VuMemories) {
+        let mut ranges = Vec::new();
+        vu.hibernate(&mut ranges);
+        // SAFETY: no instance uses these memories.
+        unsafe { give_back(&ranges) };
+    }
 
     fn made() -> VuMemories {
         let mut memories = VuMemories::default();
@@ -676,8 +691,8 @@ mod tests {
         // Reading the rest maps the kernel's zero page there, which counts as resident.
         let before: Vec<Vec<u8>> = [&first, &second].iter().map(|m| bytes(&m.regions[0]).to_vec()).collect();
 
-        first.hibernate();
-        second.hibernate();
+        hibernate(&mut first);
+        hibernate(&mut second);
         assert_eq!(resident_pages(&first.regions[0]), 0, "every page given back");
         assert_eq!(first.packed_bytes(), 0, "the first VU's pages are the references");
         assert_eq!(second.packed_bytes(), 4 + 8, "one word differs from the first VU's");
@@ -719,7 +734,7 @@ mod tests {
         vu.share_image();
         assert_eq!(resident_pages(&region), 13, "the image pages still equal to it were given back");
         assert_eq!(bytes(&region), &before[..], "and read the same");
-        vu.hibernate();
+        hibernate(&mut vu);
         assert_eq!(resident_pages(&region), 0);
         // Page 6, the first packed there, is the plan's reference: it costs this VU nothing.
         assert_eq!(vu.packed_bytes(), 4 + 8, "the one word of the image's third page that differs");
@@ -770,7 +785,7 @@ mod tests {
         first.grow_to(2 << 16).expect("grows");
         let mut vu = made();
         bytes(&vu.regions[0])[hot * page] = 1;
-        vu.hibernate();
+        hibernate(&mut vu);
         // The second memory starts short of that page, then grows in place and past its
         // reservation (moving): the page is written in as it becomes part of the memory.
         forget_made();
@@ -788,7 +803,7 @@ mod tests {
         let _m = plain.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("m");
         let mut vu = made();
         bytes(&vu.regions[0])[page] = 1;
-        vu.hibernate();
+        hibernate(&mut vu);
         forget_made();
         let _n = plain.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("n");
         assert_eq!(resident_pages(&made().regions[0]), 0, "a memory without an image gets none");

@@ -4,6 +4,7 @@
 
 mod cache;
 mod check;
+mod give_back;
 pub mod image;
 mod layout;
 mod memories;

@@ -137,15 +137,11 @@ unsafe impl StackCreator for Stacks {
 pub struct VuStack(Option<Arc<Region>>);
 
 impl VuStack {
-    /// Gives the stack's pages back to the kernel.
-    ///
-    /// Call it only between calls into the VU's store (no call future of that store alive):
-    /// the stack holds nothing then, and the next call starts on fresh zeroed pages.
-    pub fn release(&self) {
-        // By this method's contract no fiber is running on the stack, so no live data is on it.
-        if let Some(region) = &self.0 {
-            region.empty();
-        }
+    /// The stack's usable pages, to give back to the kernel (`give_back`) between calls
+    /// into the VU's store (no call future of that store alive): the stack holds nothing
+    /// then, and the next call starts on fresh zeroed pages.
+    pub fn usable(&self) -> Option<Range<usize>> {
+        self.0.as_ref().map(|region| region.usable())
     }
 
     /// Forgets a stack made on this thread outside a VU's call (by `describe`).
@@ -177,7 +173,8 @@ mod tests {
         let word = (range.end - 64) as *mut u64;
         // SAFETY: inside the usable range of a stack nothing runs on.
         unsafe { word.write_volatile(0xfeed) };
-        held.release();
+        // SAFETY: nothing runs on the stack.
+        unsafe { super::super::give_back::give_back(&[held.usable().expect("a stack")]) };
         // SAFETY: as above.
         assert_eq!(unsafe { word.read_volatile() }, 0);
         unsafe { word.write_volatile(7) };

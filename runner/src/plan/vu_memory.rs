@@ -1,8 +1,12 @@
 //! What a VU holds outside wasmtime's view: the host stack its calls run on (`stacks`) and
 //! the linear memories the runner made for it (`memories`). Both are noted as the VU's
 //! calls make them, and given back while the VU waits long (`limits::RELEASE_STACK_BEFORE_WAIT`,
-//! `limits::HIBERNATE_BEFORE_WAIT`).
+//! `limits::HIBERNATE_BEFORE_WAIT`), together in one call (`give_back`).
+#![allow(unsafe_code)]
 
+use std::ops::Range;
+
+use super::give_back::give_back;
 use super::memories::{self, VuMemories};
 use super::stacks::VuStack;
 
@@ -33,10 +37,19 @@ impl VuMemory {
     /// image's pages that the VU made its own but left equal to the image. Call it only
     /// between calls into the VU's store.
     pub fn release(&mut self, hibernate: bool) {
-        self.stack.release();
+        let stack = self.stack.usable();
         if hibernate {
-            self.memories.hibernate();
+            // The stack and the memories go back in one call: one TLB flush (`give_back`).
+            let mut ranges: Vec<Range<usize>> = stack.into_iter().collect();
+            self.memories.hibernate(&mut ranges);
+            // SAFETY: by this method's contract no call into the store runs, so nothing is on
+            // the stack, and the memories' pages are packed or read the same afterwards.
+            unsafe { give_back(&ranges) };
         } else {
+            if let Some(stack) = stack {
+                // SAFETY: as above, for the stack.
+                unsafe { give_back(std::slice::from_ref(&stack)) };
+            }
             self.memories.share_image();
         }
     }
