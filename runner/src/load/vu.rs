@@ -134,7 +134,7 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
     // event interval), so VUs started together are instantiated back to back, then send
     // their first requests back to back: the instantiation and HTTP code each stay in the
     // CPU's caches, and a target that went idle is woken less often by new connections
-    // (`perf`: 7 instead of 13 µs of each VU's `connect`). Measured with 10,000 VUs
+    // (`perf`, `release`: 7 instead of 13 µs of each VU's `connect`). Measured with 10,000 VUs
     // started at once against nginx, each on one core (`dist` builds, 5 alternating runs):
     // all started in 1.13-1.24 s (median 1.18) against 1.22-1.42 (1.25), and the whole run
     // took 2 % less CPU (7 % with `release` builds). A lone VU (ramping up, arrival rate)

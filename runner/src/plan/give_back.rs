@@ -4,9 +4,10 @@
 //!
 //! Each `madvise` flushes the TLB for what it zapped, page by page for a short range (33
 //! pages or fewer on x86). `process_madvise` gives every range back under one flush (Linux
-//! 6.16 and later). Measured here (Linux 6.18, one core, a C loop giving back 17 pages of one
-//! mapping and 5 of another, as a hibernating VU does): 3.8-4.0 against 7.2-7.7 µs per round,
-//! and the pages touched again afterwards cost the same. With the runner on several cores,
+//! 6.16 and later). Measured here with `tests/bench/give_back.c` (Linux 6.18, one core,
+//! giving back 17 pages of one mapping and the top 5 of a 2 MiB one, as a hibernating VU
+//! does): 3.7-4.3 against 7.1-7.7 µs per round in two runs, and writing the pages again
+//! afterwards cost the same. With the runner on several cores,
 //! each flush also interrupts the others, so there one call saves a shoot-down per VU.
 #![allow(unsafe_code)]
 

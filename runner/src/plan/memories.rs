@@ -27,6 +27,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -35,7 +36,6 @@ use anyhow::Context as _;
 
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
-use super::give_back::give_back;
 use super::pack::{Kept, References, is_zero};
 use super::stack_arena::page_size;
 use crate::limits::HIBERNATE_MAX_PAGES;
@@ -416,24 +416,16 @@ impl Region {
         unsafe { std::slice::from_raw_parts((self.base() + i * page_size()) as *const u8, page_size()) }
     }
 
-    /// Gives back `pages` (ascending indices): each run of consecutive pages as one range,
-    /// all in one call where the kernel allows (`give_back`).
-    ///
-    /// # Safety
-    ///
-    /// The pages must be accessible, and their contents kept by the caller or equal to what
-    /// they read as afterwards (the image, or zeroes beyond it).
-    unsafe fn drop_pages(&self, pages: &[usize]) {
+    /// Adds `pages` (ascending indices) to `ranges`, each run of consecutive pages as one
+    /// range of addresses.
+    fn add_runs(&self, pages: &[usize], ranges: &mut Vec<Range<usize>>) {
         let (page, base) = (page_size(), self.base());
-        let mut ranges = Vec::new();
         let mut rest = pages;
         while let [first, ..] = rest {
             let run = rest.windows(2).take_while(|w| w[1] == w[0] + 1).count() + 1;
             ranges.push(base + first * page..base + (first + run) * page);
             rest = &rest[run..];
         }
-        // SAFETY: by this function's contract.
-        unsafe { give_back(&ranges) };
     }
 
     /// The image's page `i`, if the image reaches it: what page `i` reads as once given back
@@ -442,14 +434,14 @@ impl Region {
         self.image.as_ref().and_then(|image| image.page(i))
     }
 
-    /// Gives back the image's pages that this VU has made its own (wasmtime wrote the data
-    /// segments over them, where the plan's could not be emptied, or the guest wrote the
-    /// same bytes back) but that still equal the image, so that they are shared again.
+    /// Adds to `ranges` the image's pages that this VU has made its own (wasmtime wrote the
+    /// data segments over them, where the plan's could not be emptied, or the guest wrote the
+    /// same bytes back) but that still equal the image: given back, they are shared again.
     ///
     /// # Safety
     ///
     /// No call into the memory's store may be running.
-    unsafe fn share_image(&self) {
+    unsafe fn share_image(&self, ranges: &mut Vec<Range<usize>>) {
         let Some(image) = &self.image else { return };
         let Some(present) = self.present(image.data.clone()) else { return };
         let equal: Vec<usize> = present
@@ -458,11 +450,10 @@ impl Region {
             .filter(|&(i, own)| own && self.image_page(i) == Some(unsafe { self.page(i) }))
             .map(|(i, _)| i)
             .collect();
-        // SAFETY: pages found equal to the image, which they read as once given back.
-        unsafe { self.drop_pages(&equal) };
+        self.add_runs(&equal, ranges);
     }
 
-    /// Packs the memory's own pages and adds the range of its present pages to `give_back`,
+    /// Packs the memory's own pages and adds the range of its present pages to `ranges`,
     /// for the caller to give back to the kernel; `place` is the memory's place among its
     /// instance's memories. `None` (and no range) when the kernel cannot say which pages are
     /// present, or more than `HIBERNATE_MAX_PAGES` are the VU's own.
@@ -470,7 +461,7 @@ impl Region {
     /// # Safety
     ///
     /// No call into the memory's store may be running, and none may start before `wake`.
-    unsafe fn hibernate(&self, place: usize, give_back: &mut Vec<std::ops::Range<usize>>) -> Option<Packed> {
+    unsafe fn hibernate(&self, place: usize, ranges: &mut Vec<Range<usize>>) -> Option<Packed> {
         let present = self.present(0..usize::MAX)?;
         if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
             return None;
@@ -497,7 +488,7 @@ impl Region {
         // Every present page, from the first to the last, reads the same once given back.
         if let (Some(&(first, _)), Some(&(last, _))) = (present.first(), present.last()) {
             let (page, base) = (page_size(), self.base());
-            give_back.push(base + first * page..base + (last + 1) * page);
+            ranges.push(base + first * page..base + (last + 1) * page);
         }
         Some(Packed(pages))
     }
@@ -586,32 +577,32 @@ impl VuMemories {
         take_made(&mut self.regions);
     }
 
-    /// Once in the VU's life, before its first wait of a second or more: gives back the
-    /// pages of the memory image that it made its own but that still equal the image
-    /// (hibernating does it too). Call it only between calls into the VU's store.
-    pub fn share_image(&mut self) {
+    /// Once in the VU's life, before its first wait of a second or more: adds to `ranges`
+    /// the pages of the memory image that it made its own but that still equal the image
+    /// (hibernating does it too), for the caller to give back (`give_back::give_back`). Call
+    /// it only between calls into the VU's store.
+    pub fn share_image(&mut self, ranges: &mut Vec<Range<usize>>) {
         if self.shared || swap_on() {
             return;
         }
         self.shared = true;
         for region in &self.regions {
             // SAFETY: by this method's contract no call into the store runs.
-            unsafe { region.share_image() };
+            unsafe { region.share_image(ranges) };
         }
     }
 
     /// Packs the memories away, unless swap is on, and adds the ranges of their pages to
-    /// `give_back`: what they hold is packed or reads the same once given back
+    /// `ranges`: what they hold is packed or reads the same once given back
     /// (`give_back::give_back`). Call it only between calls into the VU's store, and
     /// [`VuMemories::wake`] before the next one.
-    pub fn hibernate(&mut self, give_back: &mut Vec<std::ops::Range<usize>>) {
+    pub fn hibernate(&mut self, ranges: &mut Vec<Range<usize>>) {
         if !self.packed.is_empty() || swap_on() {
             return;
         }
         self.shared = true;
         // SAFETY: by this method's contract no call into the store runs until `wake`.
-        self.packed =
-            self.regions.iter().enumerate().map(|(place, r)| unsafe { r.hibernate(place, give_back) }).collect();
+        self.packed = self.regions.iter().enumerate().map(|(place, r)| unsafe { r.hibernate(place, ranges) }).collect();
     }
 
     /// Writes back what [`VuMemories::hibernate`] packed; does nothing if it did not.
@@ -635,12 +626,16 @@ impl VuMemories {
 mod tests {
     use super::*;
 
-    /// Hibernates `vu` and gives its pages back, as `VuMemory::release` does.
-    fn hibernate(vu: &mut VuMemories) {
+    /// Gives back what `add` adds, as `VuMemory::release` does.
+    fn giving_back(vu: &mut VuMemories, add: fn(&mut VuMemories, &mut Vec<Range<usize>>)) {
         let mut ranges = Vec::new();
-        vu.hibernate(&mut ranges);
+        add(vu, &mut ranges);
         // SAFETY: no instance uses these memories.
-        unsafe { give_back(&ranges) };
+        unsafe { super::super::give_back::give_back(&ranges) };
+    }
+
+    fn hibernate(vu: &mut VuMemories) {
+        giving_back(vu, VuMemories::hibernate);
     }
 
     fn made() -> VuMemories {
@@ -731,7 +726,7 @@ mod tests {
         mem[6 * page] = 5;
         let before = mem.to_vec();
         assert_eq!(resident_pages(&region), 16);
-        vu.share_image();
+        giving_back(&mut vu, VuMemories::share_image);
         assert_eq!(resident_pages(&region), 13, "the image pages still equal to it were given back");
         assert_eq!(bytes(&region), &before[..], "and read the same");
         hibernate(&mut vu);

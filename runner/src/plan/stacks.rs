@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use wasmtime::{StackCreator, StackMemory};
 
+use super::give_back::give_back;
 use super::stack_arena::{self, page_size};
 
 /// Makes the fiber stacks of every store of the engine.
@@ -79,10 +80,9 @@ impl Region {
 
     /// Gives the usable pages back to the kernel; they read as zeroes afterwards.
     fn empty(&self) {
-        let usable = self.usable();
         // SAFETY: the usable part of a live stack that, by the callers' contract, nothing
         // runs on.
-        unsafe { libc::madvise(usable.start as *mut libc::c_void, usable.len(), libc::MADV_DONTNEED) };
+        unsafe { give_back(&[self.usable()]) };
     }
 }
 
@@ -174,7 +174,7 @@ mod tests {
         // SAFETY: inside the usable range of a stack nothing runs on.
         unsafe { word.write_volatile(0xfeed) };
         // SAFETY: nothing runs on the stack.
-        unsafe { super::super::give_back::give_back(&[held.usable().expect("a stack")]) };
+        unsafe { give_back(&[held.usable().expect("a stack")]) };
         // SAFETY: as above.
         assert_eq!(unsafe { word.read_volatile() }, 0);
         unsafe { word.write_volatile(7) };

@@ -34,24 +34,19 @@ impl VuMemory {
     /// faults them back in). Before a wait of `limits::HIBERNATE_BEFORE_WAIT` or more, also
     /// packs the memories away and gives their pages back (then [`VuMemory::wake`] must run
     /// before the next call); before a shorter one, the first time, gives back the memory
-    /// image's pages that the VU made its own but left equal to the image. Call it only
-    /// between calls into the VU's store.
+    /// image's pages that the VU made its own but left equal to the image. All of it goes
+    /// back in one call where the kernel allows (`give_back`). Call it only between calls
+    /// into the VU's store.
     pub fn release(&mut self, hibernate: bool) {
-        let stack = self.stack.usable();
+        let mut ranges: Vec<Range<usize>> = self.stack.usable().into_iter().collect();
         if hibernate {
-            // The stack and the memories go back in one call: one TLB flush (`give_back`).
-            let mut ranges: Vec<Range<usize>> = stack.into_iter().collect();
             self.memories.hibernate(&mut ranges);
-            // SAFETY: by this method's contract no call into the store runs, so nothing is on
-            // the stack, and the memories' pages are packed or read the same afterwards.
-            unsafe { give_back(&ranges) };
         } else {
-            if let Some(stack) = stack {
-                // SAFETY: as above, for the stack.
-                unsafe { give_back(std::slice::from_ref(&stack)) };
-            }
-            self.memories.share_image();
+            self.memories.share_image(&mut ranges);
         }
+        // SAFETY: by this method's contract no call into the store runs, so nothing is on the
+        // stack, and the memories' pages are packed or read the same afterwards.
+        unsafe { give_back(&ranges) };
     }
 
     /// After a wait: writes back what `release` packed, if anything.
