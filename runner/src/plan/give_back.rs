@@ -1,6 +1,7 @@
 //! Giving a waiting VU's pages back to the kernel (`MADV_DONTNEED`): its host stack's and its
 //! hibernated memories', in one `process_madvise` call where the kernel takes it, else one
-//! `madvise` per range.
+//! `madvise` per range. Writing a new memory's hot pages in (`MADV_POPULATE_WRITE`,
+//! `memories`) goes the same way: one call for all its runs of pages.
 //!
 //! Each `madvise` flushes the TLB for what it zapped, page by page for a short range (33
 //! pages or fewer on x86). `process_madvise` gives every range back under one flush (Linux
@@ -16,8 +17,18 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Most ranges given back in one call; more (a plan with many memories) go one by one.
-const MOST_RANGES: usize = 8;
+/// Most ranges advised in one call; more (a plan with many memories) go one by one.
+pub const MOST_RANGES: usize = 8;
+
+/// What to do with some pages, and whether this kernel refused it in `process_madvise`
+/// (before Linux 6.13 it takes only a few kinds of advice, or has no such call).
+struct Advice {
+    advice: libc::c_int,
+    refused: AtomicBool,
+}
+
+static DONTNEED: Advice = Advice { advice: libc::MADV_DONTNEED, refused: AtomicBool::new(false) };
+static POPULATE_WRITE: Advice = Advice { advice: libc::MADV_POPULATE_WRITE, refused: AtomicBool::new(false) };
 
 /// Gives `ranges` (page-aligned addresses) back to the kernel: afterwards they read as
 /// zeroes, or as the file they map.
@@ -28,24 +39,46 @@ const MOST_RANGES: usize = 8;
 /// any more.
 pub unsafe fn give_back(ranges: &[Range<usize>]) {
     // SAFETY: by this function's contract.
-    if ranges.len() > 1 && unsafe { together(ranges) } {
+    unsafe { advise(ranges, &DONTNEED) };
+}
+
+/// Writes `ranges` (page-aligned addresses) in: their pages are made present and private,
+/// reading as before, instead of faulting in one by one as they are first written. Where
+/// the kernel cannot (before Linux 5.14), nothing happens and the pages fault in as usual.
+///
+/// # Safety
+///
+/// Every range must lie in an accessible private mapping of this process.
+pub unsafe fn populate(ranges: &[Range<usize>]) {
+    // SAFETY: by this function's contract; populating leaves the contents as they read.
+    unsafe { advise(ranges, &POPULATE_WRITE) };
+}
+
+/// Applies `advice` to `ranges`: all in one `process_madvise` where the kernel takes it,
+/// else one `madvise` per range (whose failure leaves the pages as they were).
+///
+/// # Safety
+///
+/// As for the advice's caller.
+unsafe fn advise(ranges: &[Range<usize>], advice: &Advice) {
+    // SAFETY: by this function's contract.
+    if ranges.len() > 1 && unsafe { together(ranges, advice) } {
         return;
     }
     for range in ranges.iter().filter(|range| !range.is_empty()) {
         // SAFETY: by this function's contract.
-        unsafe { libc::madvise(range.start as *mut libc::c_void, range.len(), libc::MADV_DONTNEED) };
+        unsafe { libc::madvise(range.start as *mut libc::c_void, range.len(), advice.advice) };
     }
 }
 
-/// Gives `ranges` back with one `process_madvise`; `false` if that did not do all of it.
-/// Older kernels refuse `MADV_DONTNEED` there (or have no such call): that is remembered.
+/// Applies `advice` to `ranges` with one `process_madvise`; `false` if that did not do all
+/// of it. A kernel that refuses the advice there is remembered, and not asked again.
 ///
 /// # Safety
 ///
-/// As for [`give_back`].
-unsafe fn together(ranges: &[Range<usize>]) -> bool {
-    static REFUSED: AtomicBool = AtomicBool::new(false);
-    if ranges.len() > MOST_RANGES || REFUSED.load(Ordering::Relaxed) {
+/// As for [`advise`].
+unsafe fn together(ranges: &[Range<usize>], advice: &Advice) -> bool {
+    if ranges.len() > MOST_RANGES || advice.refused.load(Ordering::Relaxed) {
         return false;
     }
     let Some(pidfd) = own_pidfd() else { return false };
@@ -58,17 +91,10 @@ unsafe fn together(ranges: &[Range<usize>]) -> bool {
     // SAFETY: `iovecs` holds `ranges.len()` valid entries; the ranges are ours to give back
     // by the contract.
     let done = unsafe {
-        libc::syscall(
-            libc::SYS_process_madvise,
-            pidfd.as_raw_fd(),
-            iovecs.as_ptr(),
-            ranges.len(),
-            libc::MADV_DONTNEED,
-            0,
-        )
+        libc::syscall(libc::SYS_process_madvise, pidfd.as_raw_fd(), iovecs.as_ptr(), ranges.len(), advice.advice, 0)
     };
     if done < 0 {
-        REFUSED.store(true, Ordering::Relaxed);
+        advice.refused.store(true, Ordering::Relaxed);
     }
     usize::try_from(done).is_ok_and(|done| done == total)
 }

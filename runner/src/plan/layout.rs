@@ -7,9 +7,11 @@
 //!   copy-on-write memory images cost two more than copying the image into each VU's memory
 //!   (about 20 KiB more per VU while it runs). So when the users do not fit, the runner
 //!   first carves stacks, then also copies images. A plan whose data segments are at most
-//!   `HIBERNATE_IMAGES_UP_TO` (every Rust plan) always has its images copied, into memories
-//!   the runner makes (`memories`), so that its idle VUs can hibernate: they then keep a few
-//!   hundred bytes of their memory instead of about 30 KiB.
+//!   `HIBERNATE_IMAGES_UP_TO` (every Rust plan) has its image mapped into memories the
+//!   runner makes (`memories`), so that its idle VUs can hibernate: they then keep a few
+//!   hundred bytes of their memory instead of about 30 KiB. Such a memory costs as many maps
+//!   as a copied one (its accessible part and the rest), so for those plans only stacks are
+//!   carved.
 //! - address space (128 TiB for a 64-bit Linux process): by default wasmtime reserves 4 GiB
 //!   plus a 32 MiB guard for every linear memory, so that compiled code needs no bounds
 //!   checks; that fills the address space at about 32,000 VUs (measured: 32,232 started, the
@@ -55,16 +57,17 @@ pub enum StackMaps {
 
 /// Memory maps one VU costs, measured for a Rust plan (marginal maps between 1,000 and
 /// 3,000 or 5,000 idle VUs: 6.99 and 4.02 with wasmtime's copy-on-write, own and carved
-/// stacks; 5.00 with images mapped and own stacks; 4.93 and 1.93 copied), rounded up.
+/// stacks; 4.00 with images mapped and own stacks, since the memfd maps the whole
+/// reservation (`memories`; 5.00 before); 4.93 and 1.93 copied), rounded up.
 /// Carved, a VU leaves no spare maps when the kernel refuses it, and the runner's own maps
 /// grow with the VUs (arenas, heap: 40,560 maps for 20,000 copied VUs with carved stacks),
-/// so those are rounded up by one more, and so is the exact 5.00.
+/// so those are rounded up by one more, and so is the exact 4.00.
 fn maps_per_vu(images: MemoryImages, stacks: StackMaps) -> u64 {
     match (images, stacks) {
         (MemoryImages::CopyOnWrite, StackMaps::Own) => 7,
         (MemoryImages::CopyOnWrite, StackMaps::Carved) => 5,
-        (MemoryImages::Mapped, StackMaps::Own) => 6,
-        (MemoryImages::Mapped, StackMaps::Carved) => 4,
+        (MemoryImages::Mapped, StackMaps::Own) => 5,
+        (MemoryImages::Mapped, StackMaps::Carved) => 3,
         (MemoryImages::Copied, StackMaps::Own) => 5,
         (MemoryImages::Copied, StackMaps::Carved) => 3,
     }
@@ -118,12 +121,14 @@ impl Layout {
     fn choose(users: Option<u32>, max_maps: Option<u64>, can_carve: bool, small_images: bool) -> Self {
         let users = users.map_or(0, u64::from);
         let carved = if can_carve { StackMaps::Carved } else { StackMaps::Own };
-        // Each fits more VUs than the one before; the last fits the most.
-        let most = (MemoryImages::Copied, carved);
-        let choices: &[_] = if small_images {
-            &[(MemoryImages::Mapped, StackMaps::Own), (MemoryImages::Mapped, carved), most]
+        // Each fits more VUs than the one before; the last fits the most. Small images the
+        // runner maps cost no more maps than copied ones (`maps_per_vu`), so they stay mapped.
+        let (choices, most): (&[_], _) = if small_images {
+            let most = (MemoryImages::Mapped, carved);
+            (&[(MemoryImages::Mapped, StackMaps::Own), most], most)
         } else {
-            &[(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most]
+            let most = (MemoryImages::Copied, carved);
+            (&[(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most], most)
         };
         let fits = |&&(images, stacks): &&(MemoryImages, StackMaps)| {
             max_maps.is_none_or(|maps| users <= maps_capacity(maps, images, stacks))
@@ -290,8 +295,8 @@ mod tests {
     fn capacity_leaves_room_for_the_runner_and_carving_and_copying_fit_more() {
         assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Own), 9_332);
         assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Carved), 13_066);
-        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Own), 10_888);
-        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Carved), 16_332);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Own), 13_066);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Carved), 21_776);
         assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Own), 13_066);
         assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Carved), 21_776);
         assert_eq!(maps_capacity(100, MemoryImages::Copied, StackMaps::Carved), 0);
@@ -316,18 +321,18 @@ mod tests {
     }
 
     #[test]
-    fn small_images_are_mapped_by_the_runner_then_stacks_carved_then_images_copied() {
+    fn small_images_are_mapped_by_the_runner_then_stacks_carved() {
         let at = |users: u32| {
             let l = Layout::choose(Some(users), Some(65_530), true, true);
             (l.images, l.stacks, l.notes().len())
         };
-        use MemoryImages::{Copied, Mapped};
+        use MemoryImages::Mapped;
         use StackMaps::{Carved, Own};
         assert_eq!(at(1), (Mapped, Own, 0));
-        assert_eq!(at(10_888), (Mapped, Own, 0));
-        assert_eq!(at(10_889), (Mapped, Carved, 1));
-        assert_eq!(at(16_332), (Mapped, Carved, 1));
-        assert_eq!(at(16_333), (Copied, Carved, 2));
+        assert_eq!(at(13_066), (Mapped, Own, 0));
+        assert_eq!(at(13_067), (Mapped, Carved, 1));
+        assert_eq!(at(21_776), (Mapped, Carved, 1));
+        assert_eq!(at(21_777), (Mapped, Carved, 1), "copying the images would fit no more");
     }
 
     #[test]

@@ -7,11 +7,18 @@
 //! data segments are small (`layout`), the runner makes the memories itself
 //! (`Config::with_host_memory`): a reservation of the size wasmtime asks for plus its guard,
 //! inaccessible beyond the memory's current size. Where the plan's segments make one image
-//! (`image`), the memory's first pages map it copy-on-write from a shared memfd, as
-//! wasmtime's own memories do, and wasmtime is given the plan with its segments emptied
+//! (`image`), the memory maps it copy-on-write from a shared memfd, as wasmtime's own
+//! memories do, and wasmtime is given the plan with its segments emptied
 //! (`image::without_active_data`), so that it does not write the same bytes over them. (If
 //! it did, as it does when that rewrite fails, the pages would be the VU's own until the
 //! runner found them equal to the image and dropped them: `release`, `hibernate`.)
+//! The memfd is grown (as a hole, which reads as zeroes) to the reservation's length, so that
+//! the whole reservation is one private mapping of it, made in one `mmap`: mapping the image
+//! over the start of an anonymous reservation took a second `mmap`, which splits the mapping
+//! (one memory map more per VU) and was the dearest system call of a VU's start (`perf`,
+//! 10,000 VUs started on one core: 10 of 256 µs per VU). A page the guest reads before
+//! writing it then comes from the memfd's page cache (one zero page per place, shared by
+//! every VU) where an anonymous mapping would map the kernel's zero page.
 //! Once a first memory has hibernated, the pages it had written (`HotPages`) are written into
 //! every memory made afterwards at once, instead of faulting in one by one.
 //! A memory is matched to its VU as a stack is (`stacks`): wasmtime makes a store's memories
@@ -30,12 +37,13 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use anyhow::Context as _;
 
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
+use super::give_back::populate;
 use super::pack::{Kept, References, is_zero};
 use super::stack_arena::page_size;
 use crate::limits::HIBERNATE_MAX_PAGES;
@@ -69,6 +77,9 @@ struct Image {
     fd: OwnedFd,
     /// Bytes, in whole pages.
     len: usize,
+    /// The memfd's size: `len`, grown (as a hole, which reads as zeroes and costs nothing)
+    /// to cover the largest reservation mapped from it (`Image::cover`).
+    file_len: Mutex<usize>,
     view: usize,
     /// The pages from the first to the last that hold data (not all zero): the ones
     /// wasmtime writes the segments over when it is given them.
@@ -107,7 +118,23 @@ impl Image {
         if view == libc::MAP_FAILED {
             anyhow::bail!("cannot map the memory image: {}", std::io::Error::last_os_error());
         }
-        Ok(Self { fd, len, view: view as usize, data, hot: HotPages::default() })
+        Ok(Self { fd, len, file_len: Mutex::new(len), view: view as usize, data, hot: HotPages::default() })
+    }
+
+    /// Grows the memfd to at least `len` bytes, so that a reservation of that length can map
+    /// it whole; `false` if the kernel refused. It never shrinks: memories map it.
+    fn cover(&self, len: usize) -> bool {
+        let mut file_len = self.file_len.lock().unwrap_or_else(PoisonError::into_inner);
+        if *file_len >= len {
+            return true;
+        }
+        let Ok(size) = libc::off_t::try_from(len) else { return false };
+        // SAFETY: the memfd this image owns; growing it only adds a hole after the data.
+        if unsafe { libc::ftruncate(self.fd.as_raw_fd(), size) } != 0 {
+            return false;
+        }
+        *file_len = len;
+        true
     }
 
     /// Page `i` of the image, if the image reaches it.
@@ -171,6 +198,8 @@ pub struct Region {
     size: AtomicUsize,
     capacity: AtomicUsize,
     guard: usize,
+    /// Bytes from `base` that map the image's memfd (as one mapping); anonymous after.
+    file: AtomicUsize,
     references: Arc<References>,
     /// The image mapped at the start of the memory, with the pages the plan's VUs write,
     /// which are written in as the memory is made or grows.
@@ -179,8 +208,8 @@ pub struct Region {
 
 /// The pages of a plan's memories that its VUs write (as runs of first page and count),
 /// learned from the first memory to hibernate: the pages it had written that are not all
-/// zero. Every memory made afterwards gets them at once (`MADV_POPULATE_WRITE`, one call
-/// per run), instead of taking a page fault on each as its VU first touches it, two where
+/// zero. Every memory made afterwards gets them at once (`MADV_POPULATE_WRITE`, all runs in
+/// one call where the kernel allows: `give_back::populate`), instead of taking a page fault on each as its VU first touches it, two where
 /// the VU reads an image page before writing it (the read maps the image's page, the write
 /// copies it). Zero pages are left out, so a page the VU only reads costs nothing. Measured
 /// (`release` builds, 10,000 VUs started at once on one core, 3 alternating runs): 0.64-0.69
@@ -217,20 +246,14 @@ impl HotPages {
     /// 5.14) refuses it, and the pages fault in as before.
     fn populate(&self, base: usize, pages: std::ops::Range<usize>) {
         let page = page_size();
-        for &(first, count) in self.0.get().into_iter().flatten() {
+        let runs = self.0.get().into_iter().flatten().map(|&(first, count)| {
             let run = first.max(pages.start)..(first + count).min(pages.end);
-            if !run.is_empty() {
-                // SAFETY: accessible pages nothing uses yet (by the caller's contract);
-                // writing them in leaves their contents as they read (the image, or zeroes).
-                unsafe {
-                    libc::madvise(
-                        (base + run.start * page) as *mut libc::c_void,
-                        run.len() * page,
-                        libc::MADV_POPULATE_WRITE,
-                    )
-                };
-            }
-        }
+            base + run.start * page..base + run.end.max(run.start) * page
+        });
+        let ranges: Vec<Range<usize>> = runs.filter(|range| !range.is_empty()).collect();
+        // SAFETY: accessible pages nothing uses yet (by the caller's contract); writing them
+        // in leaves their contents as they read (the image, or zeroes).
+        unsafe { populate(&ranges) };
     }
 }
 
@@ -239,19 +262,16 @@ fn pages_for(n: usize) -> usize {
     n.div_ceil(page_size()) * page_size()
 }
 
-/// A reservation of `len` bytes, inaccessible, at an address of the kernel's choice.
-fn reserve(len: usize) -> Result<usize, String> {
-    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
+/// A reservation of `len` bytes, inaccessible, at an address of the kernel's choice: a
+/// private mapping of `file` from its start where given (it must be at least `len` long),
+/// else anonymous.
+fn reserve(len: usize, file: Option<&OwnedFd>) -> Result<usize, String> {
+    let (flags, fd) = match file {
+        Some(fd) => (libc::MAP_PRIVATE | libc::MAP_NORESERVE, fd.as_raw_fd()),
+        None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1),
     };
+    // SAFETY: a fresh private mapping; nothing else refers to it.
+    let base = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_NONE, flags, fd, 0) };
     if base == libc::MAP_FAILED {
         return Err(format!("cannot reserve {len} bytes for a VU memory: {}", std::io::Error::last_os_error()));
     }
@@ -297,18 +317,24 @@ impl Region {
         image: Option<Arc<Image>>,
     ) -> Result<Self, String> {
         let capacity = pages_for(reserved.unwrap_or(minimum).max(minimum));
-        let base = reserve(capacity + guard)?;
-        let mapped = image.as_ref().map_or(0, |image| image.len);
+        // The whole reservation maps the image's memfd, grown to its length as a hole: one
+        // mapping, made in one call, whose pages read as the image and zeroes after it. Where
+        // the memfd cannot grow, the image is mapped over the start of an anonymous one.
+        let whole = image.as_ref().filter(|image| image.cover(capacity + guard));
+        let base = reserve(capacity + guard, whole.map(|image| &image.fd))?;
+        let file = if whole.is_some() { capacity + guard } else { 0 };
         let region = Self {
             base: AtomicUsize::new(base),
             size: AtomicUsize::new(minimum),
             capacity: AtomicUsize::new(capacity),
             guard,
+            file: AtomicUsize::new(file),
             references,
             image,
         };
         // On failure `region` is dropped, which unmaps the reservation.
-        if let Some(image) = &region.image {
+        let mut accessible = 0;
+        if let Some(image) = region.image.as_ref().filter(|_| file == 0) {
             // SAFETY: replaces the start of the reservation just made (`image.len` is at most
             // `minimum`, so inside it) with a private copy-on-write mapping of the image.
             let at = unsafe {
@@ -324,8 +350,10 @@ impl Region {
             if at == libc::MAP_FAILED {
                 return Err(format!("cannot map the memory image: {}", std::io::Error::last_os_error()));
             }
+            region.file.store(image.len, Ordering::Relaxed);
+            accessible = image.len;
         }
-        open(base + mapped, base + pages_for(minimum))?;
+        open(base + accessible, base + pages_for(minimum))?;
         region.populate(base, 0..pages_for(minimum) / page_size());
         Ok(region)
     }
@@ -342,12 +370,12 @@ impl Region {
             return Ok(());
         }
         let new_capacity = pages_for(new_size).max(capacity.saturating_mul(2));
-        let new_base = reserve(new_capacity + self.guard)?;
+        let new_base = reserve(new_capacity + self.guard, None)?;
         let used = pages_for(size);
-        // The image's mapping and the anonymous pages after it are moved one by one: one
-        // `mremap` moves one mapping.
-        let image_len = self.image.as_ref().map_or(0, |image| image.len);
-        let parts = [(0, image_len.min(used)), (image_len.min(used), used)];
+        // The memfd's mapping and the anonymous pages after it are moved one by one: one
+        // `mremap` moves one mapping. The new reservation is anonymous after them.
+        let file = self.file.load(Ordering::Relaxed).min(used);
+        let parts = [(0, file), (file, used)];
         for (done, &(from, to)) in parts.iter().enumerate() {
             if to > from && !move_pages(base + from, new_base + from, to - from) {
                 let e = std::io::Error::last_os_error();
@@ -364,6 +392,7 @@ impl Region {
         unsafe { libc::munmap(base as *mut libc::c_void, capacity + self.guard) };
         self.base.store(new_base, Ordering::Relaxed);
         self.capacity.store(new_capacity, Ordering::Relaxed);
+        self.file.store(file, Ordering::Relaxed);
         open(new_base + used, new_base + pages_for(new_size))?;
         self.size.store(new_size, Ordering::Relaxed);
         self.populate(new_base, added);
@@ -658,6 +687,17 @@ mod tests {
         !swap_on()
     }
 
+    /// The entries of `/proc/self/maps` inside the region's reservation and guard.
+    fn maps_within(region: &Region) -> usize {
+        let (start, end) = (region.base(), region.base() + region.capacity() + region.guard);
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        maps.lines()
+            .filter_map(|line| line.split_once(' ')?.0.split_once('-'))
+            .filter_map(|(from, to)| Some((usize::from_str_radix(from, 16).ok()?, usize::from_str_radix(to, 16).ok()?)))
+            .filter(|&(from, to)| from < end && to > start)
+            .count()
+    }
+
     fn resident_pages(region: &Region) -> usize {
         region.present(0..usize::MAX).expect("pagemap").len()
     }
@@ -713,6 +753,7 @@ mod tests {
         let _m = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("m");
         let mut vu = made();
         let region = vu.regions[0].clone();
+        assert_eq!(maps_within(&region), 2, "one mapping of the memfd: its accessible part, then the rest");
         let mem = bytes(&region);
         assert_eq!(&mem[..image.len()], &image[..], "the memory starts as the image");
         assert_eq!(resident_pages(&region), 4, "reading mapped the image's pages");
