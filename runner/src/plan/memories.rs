@@ -12,13 +12,16 @@
 //! (`image::without_active_data`), so that it does not write the same bytes over them. (If
 //! it did, as it does when that rewrite fails, the pages would be the VU's own until the
 //! runner found them equal to the image and dropped them: `release`, `hibernate`.)
-//! The memfd is grown (as a hole, which reads as zeroes) to the reservation's length, so that
-//! the whole reservation is one private mapping of it, made in one `mmap`: mapping the image
-//! over the start of an anonymous reservation took a second `mmap`, which splits the mapping
-//! (one memory map more per VU) and was the dearest system call of a VU's start (`perf`,
-//! 10,000 VUs started on one core: 10 of 256 µs per VU). A page the guest reads before
-//! writing it then comes from the memfd's page cache (one zero page per place, shared by
-//! every VU) where an anonymous mapping would map the kernel's zero page.
+//! The memfd is grown (as a hole, which reads as zeroes) to the memory's initial size, so that
+//! the whole accessible part is one private mapping of it, made with the one `mmap` that maps
+//! the image over the start of the reservation: mapping the image alone took an `mprotect`
+//! more for the rest of the initial size, and one memory map more per VU. (Mapping the memfd
+//! over the whole reservation would also save the reservation's own `mmap`, but the kernel
+//! aligns a large anonymous mapping to 2 MiB and not a shared-memory one: measured, 2-2.5
+//! KiB more page tables per idle VU at 10,000 VUs, the memories and stacks straddling
+//! page-table pages.) A page the guest reads before writing it then comes from the memfd's
+//! page cache (one zero page per place, shared by every VU) where an anonymous mapping would
+//! map the kernel's zero page.
 //! Once a first memory has hibernated, the pages it had written (`HotPages`) are written into
 //! every memory made afterwards at once, instead of faulting in one by one.
 //! A memory is matched to its VU as a stack is (`stacks`): wasmtime makes a store's memories
@@ -78,7 +81,7 @@ struct Image {
     /// Bytes, in whole pages.
     len: usize,
     /// The memfd's size: `len`, grown (as a hole, which reads as zeroes and costs nothing)
-    /// to cover the largest reservation mapped from it (`Image::cover`).
+    /// to the largest initial memory size mapped from it (`Image::cover`).
     file_len: Mutex<usize>,
     view: usize,
     /// The pages from the first to the last that hold data (not all zero): the ones
@@ -121,8 +124,8 @@ impl Image {
         Ok(Self { fd, len, file_len: Mutex::new(len), view: view as usize, data, hot: HotPages::default() })
     }
 
-    /// Grows the memfd to at least `len` bytes, so that a reservation of that length can map
-    /// it whole; `false` if the kernel refused. It never shrinks: memories map it.
+    /// Grows the memfd to at least `len` bytes, so that a memory of that size can map it
+    /// whole; `false` if the kernel refused. It never shrinks: memories map it.
     fn cover(&self, len: usize) -> bool {
         let mut file_len = self.file_len.lock().unwrap_or_else(PoisonError::into_inner);
         if *file_len >= len {
@@ -262,16 +265,20 @@ fn pages_for(n: usize) -> usize {
     n.div_ceil(page_size()) * page_size()
 }
 
-/// A reservation of `len` bytes, inaccessible, at an address of the kernel's choice: a
-/// private mapping of `file` from its start where given (it must be at least `len` long),
-/// else anonymous.
-fn reserve(len: usize, file: Option<&OwnedFd>) -> Result<usize, String> {
-    let (flags, fd) = match file {
-        Some(fd) => (libc::MAP_PRIVATE | libc::MAP_NORESERVE, fd.as_raw_fd()),
-        None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1),
+/// A reservation of `len` bytes, inaccessible, at an address of the kernel's choice (which
+/// aligns a large anonymous mapping to 2 MiB).
+fn reserve(len: usize) -> Result<usize, String> {
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
     };
-    // SAFETY: a fresh private mapping; nothing else refers to it.
-    let base = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_NONE, flags, fd, 0) };
     if base == libc::MAP_FAILED {
         return Err(format!("cannot reserve {len} bytes for a VU memory: {}", std::io::Error::last_os_error()));
     }
@@ -317,30 +324,28 @@ impl Region {
         image: Option<Arc<Image>>,
     ) -> Result<Self, String> {
         let capacity = pages_for(reserved.unwrap_or(minimum).max(minimum));
-        // The whole reservation maps the image's memfd, grown to its length as a hole: one
-        // mapping, made in one call, whose pages read as the image and zeroes after it. Where
-        // the memfd cannot grow, the image is mapped over the start of an anonymous one.
-        let whole = image.as_ref().filter(|image| image.cover(capacity + guard));
-        let base = reserve(capacity + guard, whole.map(|image| &image.fd))?;
-        let file = if whole.is_some() { capacity + guard } else { 0 };
+        let base = reserve(capacity + guard)?;
         let region = Self {
             base: AtomicUsize::new(base),
             size: AtomicUsize::new(minimum),
             capacity: AtomicUsize::new(capacity),
             guard,
-            file: AtomicUsize::new(file),
+            file: AtomicUsize::new(0),
             references,
             image,
         };
         // On failure `region` is dropped, which unmaps the reservation.
         let mut accessible = 0;
-        if let Some(image) = region.image.as_ref().filter(|_| file == 0) {
-            // SAFETY: replaces the start of the reservation just made (`image.len` is at most
-            // `minimum`, so inside it) with a private copy-on-write mapping of the image.
+        if let Some(image) = &region.image {
+            // The memfd grown (as a hole) to the memory's initial size, so that one mapping
+            // makes the whole accessible part; where it cannot grow, the image alone.
+            let len = if image.cover(pages_for(minimum)) { pages_for(minimum) } else { image.len };
+            // SAFETY: replaces the start of the reservation just made (`len` is at most
+            // `minimum`, so inside it) with a private copy-on-write mapping of the memfd.
             let at = unsafe {
                 libc::mmap(
                     base as *mut libc::c_void,
-                    image.len,
+                    len,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_FIXED,
                     image.fd.as_raw_fd(),
@@ -350,8 +355,8 @@ impl Region {
             if at == libc::MAP_FAILED {
                 return Err(format!("cannot map the memory image: {}", std::io::Error::last_os_error()));
             }
-            region.file.store(image.len, Ordering::Relaxed);
-            accessible = image.len;
+            region.file.store(len, Ordering::Relaxed);
+            accessible = len;
         }
         open(base + accessible, base + pages_for(minimum))?;
         region.populate(base, 0..pages_for(minimum) / page_size());
@@ -370,7 +375,7 @@ impl Region {
             return Ok(());
         }
         let new_capacity = pages_for(new_size).max(capacity.saturating_mul(2));
-        let new_base = reserve(new_capacity + self.guard, None)?;
+        let new_base = reserve(new_capacity + self.guard)?;
         let used = pages_for(size);
         // The memfd's mapping and the anonymous pages after it are moved one by one: one
         // `mremap` moves one mapping. The new reservation is anonymous after them.
