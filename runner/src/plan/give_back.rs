@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most ranges advised in one call; more (a plan with many memories) go one by one.
-pub const MOST_RANGES: usize = 8;
+const MOST_RANGES: usize = 8;
 
 /// What to do with some pages, and whether this kernel refused it in `process_madvise`
 /// (before Linux 6.13 it takes only a few kinds of advice, or has no such call).

@@ -57,8 +57,8 @@ pub enum StackMaps {
 
 /// Memory maps one VU costs, measured for a Rust plan (marginal maps between 1,000 and
 /// 3,000 or 5,000 idle VUs: 6.99 and 4.02 with wasmtime's copy-on-write, own and carved
-/// stacks; 4.00 with images mapped and own stacks, since the memfd maps the whole
-/// reservation (`memories`; 5.00 before); 4.93 and 1.93 copied), rounded up.
+/// stacks; 4.00 with images mapped and own stacks, the memory's accessible part one mapping
+/// of the image's memfd (`memories`; 5.00 before); 4.93 and 1.93 copied), rounded up.
 /// Carved, a VU leaves no spare maps when the kernel refuses it, and the runner's own maps
 /// grow with the VUs (arenas, heap: 40,560 maps for 20,000 copied VUs with carved stacks),
 /// so those are rounded up by one more, and so is the exact 4.00.
