@@ -173,18 +173,77 @@ impl Spawner {
         let task = vu::run(id, self.context.clone(), self.phase.clone(), work);
         self.vus.spawn_on(task, self.workers.handle(id as usize));
         // Reap VUs that already finished (short --iterations) so the set stays small.
-        while self.vus.try_join_next().is_some() {}
+        while let Some(result) = self.vus.try_join_next() {
+            reaped(&self.context, result);
+        }
+    }
+
+    /// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), each doing `work()`,
+    /// until the phase leaves `Running`. Each worker starts its own share of them
+    /// (`start_share`) instead of this thread spawning every VU onto its worker: a task
+    /// spawned from another thread wakes the worker's runtime (an `eventfd` write each, and
+    /// a switch between the two threads when they share a core), where one spawned from
+    /// the worker itself is only queued. Counted with `perf stat` (VUs started at once on
+    /// one core, 6,000 against 2,000, per VU): 0.05 instead of 1.8 context switches, 1
+    /// instead of 3 `write`s and no `epoll_wait` instead of 1.
+    fn spawn_at_rate(&mut self, users: u32, spawn_rate: f64, work: impl Fn() -> vu::Work + Send + Sync + 'static) {
+        let work = Arc::new(work);
+        for worker in 0..self.workers.count() {
+            let ids = self.workers.share(worker, users);
+            let share = start_share(ids, spawn_rate, self.context.clone(), self.phase.clone(), work.clone());
+            self.vus.spawn_on(share, self.workers.handle(worker));
+        }
     }
 
     /// Waits for every VU to stop.
     async fn join(mut self) {
         while let Some(result) = self.vus.join_next().await {
-            if let Err(e) = result
-                && e.is_panic()
-            {
-                self.context.recorder.task_error("VU", "the VU task panicked (a runner bug; please report it)");
-            }
+            reaped(&self.context, result);
         }
+    }
+}
+
+/// Counts a VU's task that panicked (a runner bug) among the task errors.
+fn reaped(context: &VuContext, result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result
+        && e.is_panic()
+    {
+        context.recorder.task_error("VU", "the VU task panicked (a runner bug; please report it)");
+    }
+}
+
+/// Runs on a worker: starts VUs `ids` (the worker's share, `Workers::share`), VU `n` due
+/// `(n - 1) / spawn_rate` seconds after the scenario began spawning, until the phase leaves
+/// `Running`; then waits for them to stop. After each VU it lets the worker's other tasks
+/// run first (`queue_behind`), as a VU spawned from another thread waited its turn: VUs
+/// already started get on to their first requests and their waits (where they hibernate)
+/// before more start. Spawning every due VU at once instead (128 per poll, tokio's budget)
+/// left hundreds half-started at a time: in one run, 9,259 of 10,000 VUs had started after
+/// 3 s and their first requests' p95 was 129 ms (7 ms one VU per turn).
+async fn start_share(
+    ids: impl Iterator<Item = u32>,
+    spawn_rate: f64,
+    context: Arc<VuContext>,
+    mut phase: watch::Receiver<Phase>,
+    work: Arc<impl Fn() -> vu::Work + Send + Sync + 'static>,
+) {
+    let started = context.spawn_started;
+    let mut vus = JoinSet::new();
+    for id in ids {
+        let due = started + Duration::from_secs_f64(f64::from(id - 1) / spawn_rate);
+        tokio::select! {
+            biased;
+            _ = phase.wait_for(|p| *p != Phase::Running) => break,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        vus.spawn(vu::run(id, context.clone(), phase.clone(), work()));
+        while let Some(result) = vus.try_join_next() {
+            reaped(&context, result);
+        }
+        queue_behind().await;
+    }
+    while let Some(result) = vus.join_next().await {
+        reaped(&context, result);
     }
 }
 
@@ -206,12 +265,11 @@ pub async fn run(context: Arc<VuContext>, executor: Executor, phase: watch::Rece
             ramp::run(&mut spawner, ramp::Course::Live(executor::LiveLevel::new(target)), phase).await
         }
         Executor::Users { users, spawn_rate, iterations } => {
-            spawn_at_rate(&mut spawner, users, spawn_rate, phase, || vu::Work::Loop { limit: iterations, seat: None })
-                .await
+            spawner.spawn_at_rate(users, spawn_rate, move || vu::Work::Loop { limit: iterations, seat: None })
         }
         Executor::SharedIterations { users, iterations } => {
             let left = Arc::new(AtomicU64::new(iterations));
-            spawn_at_rate(&mut spawner, users, f64::INFINITY, phase, || vu::Work::Shared(left.clone())).await
+            spawner.spawn_at_rate(users, f64::INFINITY, move || vu::Work::Shared(left.clone()))
         }
         Executor::RampingVus { ramp } => ramp::run(&mut spawner, ramp::Course::Ramp(ramp), phase).await,
         Executor::Shape(steps) => {
@@ -300,25 +358,19 @@ fn later(mine: &mut Phase, next: Phase) -> bool {
     }
 }
 
-/// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), until the phase leaves
-/// `Running`.
-async fn spawn_at_rate(
-    spawner: &mut Spawner,
-    users: u32,
-    spawn_rate: f64,
-    mut phase: watch::Receiver<Phase>,
-    work: impl Fn() -> vu::Work,
-) {
-    let started = spawner.context.spawn_started;
-    for i in 0..users {
-        let due = started + Duration::from_secs_f64(f64::from(i) / spawn_rate);
-        tokio::select! {
-            biased;
-            _ = phase.wait_for(|p| *p != Phase::Running) => break,
-            _ = tokio::time::sleep_until(due) => {}
+/// Lets the tasks already queued on this thread's runtime run before the caller goes on.
+/// `tokio::task::yield_now` would wait for the runtime's next look at its I/O driver (up to
+/// 61 tasks later); this goes to the back of the queue at once.
+async fn queue_behind() {
+    let mut queued = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut queued, true) {
+            return std::task::Poll::Ready(());
         }
-        spawner.spawn(i + 1, work());
-    }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Sleeps until `at`, or for ever when there is no `at`.
