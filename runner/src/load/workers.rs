@@ -1,8 +1,8 @@
 //! The threads that run VUs: one single-threaded tokio runtime per core, VUs dealt out
-//! round-robin (a burst of VUs is started by each worker for its own share: `share`). Each VU, its connections and its statistics shard then stay on one thread:
-//! no work-stealing queues or cross-thread wake-ups on the hot path. Measured against one
-//! multi-threaded runtime (50 VUs, no wait, one core): 66,800 against 62,400 requests per
-//! CPU-second.
+//! round-robin (a burst of VUs is started by each worker for its own share: `share`). Each
+//! VU, its connections and its statistics shard then stay on one thread: no work-stealing
+//! queues or cross-thread wake-ups on the hot path. Measured against one multi-threaded
+//! runtime (50 VUs, no wait, one core): 66,800 against 62,400 requests per CPU-second.
 
 use std::iter::StepBy;
 use std::ops::RangeInclusive;
