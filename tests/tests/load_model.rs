@@ -34,6 +34,21 @@ fn users_start_at_the_spawn_rate_until_the_peak() {
 }
 
 #[test]
+fn users_not_started_when_the_run_ends_are_not_started() {
+    let server = Server::start();
+    // 50 users at 5/s would take 10 s; the run ends after 2 s, when about 10 have started.
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_WAIT", "constant:100")
+        .args(&["-u", "50", "-r", "5", "-t", "2s", "--stop-timeout", "1s"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let vus: std::collections::BTreeSet<u32> = server.hits().iter().filter_map(|hit| hit.vu).collect();
+    assert!((8..=13).contains(&vus.len()), "VUs that sent requests: {vus:?}");
+    assert!(!run.stderr.contains("All users spawned"), "{}", run.stderr);
+}
+
+#[test]
 fn constant_wait_spaces_each_users_tasks() {
     let server = Server::start();
     let run = Runner::run(guests::PROBE)
