@@ -131,6 +131,11 @@ impl Server {
         counts
     }
 
+    /// The VUs (their `x-vu` header) that sent at least one request.
+    pub fn vus(&self) -> std::collections::BTreeSet<u32> {
+        self.hits().iter().filter_map(|hit| hit.vu).collect()
+    }
+
     pub fn count(&self, path: &str) -> u64 {
         self.counts().get(path).copied().unwrap_or(0)
     }

@@ -81,7 +81,7 @@ fn more_vus_are_started_up_to_max_vus_when_all_are_busy() {
     assert_eq!(run.code(), 0, "{}", run.stderr);
     let report = run.report();
     assert_eq!(report["dropped_iterations"], 0, "{:#}", report);
-    let vus: std::collections::BTreeSet<u32> = server.hits().iter().filter_map(|h| h.vu).collect();
+    let vus = server.vus();
     assert!((9..=20).contains(&vus.len()), "{} VUs used: {vus:?}", vus.len());
     assert!(vus.iter().all(|&vu| (1..=20).contains(&vu)), "{vus:?}");
 }
@@ -152,7 +152,7 @@ fn shared_iterations_are_shared_exactly() {
     assert_eq!(server.count("/"), 37);
     assert_eq!(run.report()["iterations"], 37);
     assert_eq!(run.report()["run"]["executor"], "shared-iterations");
-    let vus: std::collections::BTreeSet<u32> = server.hits().iter().filter_map(|h| h.vu).collect();
+    let vus = server.vus();
     assert!(vus.len() > 1, "the iterations were shared: {vus:?}");
 }
 

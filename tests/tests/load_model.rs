@@ -43,7 +43,7 @@ fn users_not_started_when_the_run_ends_are_not_started() {
         .args(&["-u", "50", "-r", "5", "-t", "2s", "--stop-timeout", "1s"])
         .finish(LIMIT);
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    let vus: std::collections::BTreeSet<u32> = server.hits().iter().filter_map(|hit| hit.vu).collect();
+    let vus = server.vus();
     assert!((8..=13).contains(&vus.len()), "VUs that sent requests: {vus:?}");
     assert!(!run.stderr.contains("All users spawned"), "{}", run.stderr);
 }

@@ -172,10 +172,7 @@ impl Spawner {
     fn spawn(&mut self, id: u32, work: vu::Work) {
         let task = vu::run(id, self.context.clone(), self.phase.clone(), work);
         self.vus.spawn_on(task, self.workers.handle(id as usize));
-        // Reap VUs that already finished (short --iterations) so the set stays small.
-        while let Some(result) = self.vus.try_join_next() {
-            reaped(&self.context, result);
-        }
+        reap_finished(&mut self.vus, &self.context);
     }
 
     /// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), each doing `work()`,
@@ -200,6 +197,14 @@ impl Spawner {
         while let Some(result) = self.vus.join_next().await {
             reaped(&self.context, result);
         }
+    }
+}
+
+/// Reaps the VUs of `vus` that already finished (short `--iterations`), so that the set
+/// stays small.
+fn reap_finished(vus: &mut JoinSet<()>, context: &VuContext) {
+    while let Some(result) = vus.try_join_next() {
+        reaped(context, result);
     }
 }
 
@@ -237,9 +242,7 @@ async fn start_share(
             _ = tokio::time::sleep_until(due) => {}
         }
         vus.spawn(vu::run(id, context.clone(), phase.clone(), work()));
-        while let Some(result) = vus.try_join_next() {
-            reaped(&context, result);
-        }
+        reap_finished(&mut vus, &context);
         queue_behind().await;
     }
     while let Some(result) = vus.join_next().await {

@@ -213,8 +213,8 @@ pub struct Region {
 /// learned from the first memory to hibernate: the pages it had written that are not all
 /// zero. Every memory made afterwards gets them at once (`MADV_POPULATE_WRITE`, all runs in
 /// one call where the kernel allows: `give_back::populate`), instead of taking a page fault
-/// on each as its VU first touches it, two where the VU reads an image page before writing it (the read maps the image's page, the write
-/// copies it). Zero pages are left out, so a page the VU only reads costs nothing. Measured
+/// on each as its VU first touches it, two where the VU reads an image page before writing
+/// it (the read maps the image's page, the write copies it). Zero pages are left out, so a page the VU only reads costs nothing. Measured
 /// (`release` builds, 10,000 VUs started at once on one core, 3 alternating runs): 0.64-0.69
 /// against 0.73-0.77 s without first requests, 1.31-1.35 against 1.49-1.51 s with them;
 /// 13.7 against 18.8 page faults and 106 against 115 µs of CPU per VU (`perf stat`).
