@@ -10,22 +10,13 @@
 # VUS (10000), QUIET=1 (PROBE_QUIET: no first requests), PROBE as in run.sh.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-PROBE="${PROBE:-$root/guest-examples/target/wasm32-wasip2/release/probe.wasm}"
-url="${1:?usage: start_ab.sh URL ROUNDS BIN...}"
-rounds="${2:?usage: start_ab.sh URL ROUNDS BIN...}"
-shift 2
-(( $# > 0 )) || { echo "error: name at least one runner binary" >&2; exit 1; }
-case "$url" in
-    http://127.0.0.1:* | http://localhost:*) ;;
-    *) echo "error: the URL must be a local server (http://127.0.0.1:PORT)" >&2; exit 1 ;;
-esac
+source "$(dirname "$0")/ab_args.sh"
 quiet=()
 [[ "${QUIET:-0}" == 1 ]] && quiet=(--env PROBE_QUIET=1)
 ulimit -n "$(ulimit -Hn)"
 declare -A times=()
 for _ in $(seq "$rounds"); do
-    for bin in "$@"; do
+    for bin in "${bins[@]}"; do
         secs="$(taskset -c 1 "$bin" run "$PROBE" --headless --host "$url" -u "${VUS:-10000}" -r 1000000 -t 4s \
             --stop-timeout 1s --env PROBE_WAIT=constant:600000 "${quiet[@]}" -q 2>&1 >/dev/null |
             grep -oE '[0-9.]+ s after the first' | cut -d' ' -f1 || true)"
@@ -33,7 +24,7 @@ for _ in $(seq "$rounds"); do
         sleep 1
     done
 done
-for bin in "$@"; do
+for bin in "${bins[@]}"; do
     sorted="$(tr ' ' '\n' <<<"${times[$bin]}" | grep -E '^[0-9.]+$' | sort -g || true)"
     median="$(awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }' <<<"$sorted")"
     missing="$(grep -o none <<<"${times[$bin]}" | wc -l || true)"
