@@ -12,6 +12,7 @@ pub mod build;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod epoch;
 pub mod host;
 pub mod limits;
 pub mod load;

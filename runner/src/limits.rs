@@ -38,6 +38,10 @@ pub fn limits_off_for_benchmark() -> bool {
 /// stop request can always interrupt it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How often the epoch advances while some guest has computed for longer than `EPOCH_TICK`
+/// without calling the host: the longest a VU that shares a thread with it waits for its turn.
+pub const BUSY_EPOCH_TICK: Duration = Duration::from_millis(1);
+
 /// Bytes of a single guest log line kept; the rest is cut, so a runaway guest cannot fill
 /// the terminal with one call.
 pub const MAX_LOG_LINE: usize = 4096;

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -72,7 +71,7 @@ pub async fn run(mut requested: Requested) -> anyhow::Result<RunOutcome> {
         setup_data: None,
     };
     let engine = plan::engine(layout, bytes.len() as u64, data.and_then(|d| d.image).as_deref())?;
-    let _ticker = EpochTicker::start(engine.engine.clone());
+    let _ticker = crate::epoch::EpochTicker::start(engine.engine.clone());
     let loaded = Arc::new(plan::load(&requested.plan_path, &bytes, engine, layout, &probe_shared).await?);
     drop(bytes);
     release_compiler_memory();
@@ -436,36 +435,5 @@ fn release_compiler_memory() {
     // preconditions and touches no memory the program still uses.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Advances the engine's epoch every `EPOCH_TICK` on a thread of its own, until dropped.
-pub(crate) struct EpochTicker {
-    running: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    pub(crate) fn start(engine: wasmtime::Engine) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = running.clone();
-        std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn(move || {
-                while flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(crate::limits::EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .map(|_| ())
-            .unwrap_or_else(|e| {
-                console::line(&format!("Warning: no epoch ticker ({e}); busy guests cannot be interrupted"))
-            });
-        Self { running }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Relaxed);
     }
 }

@@ -27,12 +27,20 @@ fn task_errors(run: &Run) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The two well-behaved VUs kept sending about every 20 ms (a request takes well under 1 ms
-/// here): at least half the pace they would have alone over `seconds`.
+/// Each well-behaved VU (2 and 3) kept sending about every 20 ms (a request takes well under
+/// 1 ms here): at least a third of the pace it would have alone over `seconds`. VU 3 shares
+/// its worker thread with VU 1 (VUs are dealt out round-robin over the cores; with one core
+/// all three share it), so it is the one a guest that hogs its thread would starve: with
+/// wasmtime's plain yield it made 6 of 143 requests next to the endless loop, with 10 ms
+/// slices 41; it makes about 105 (and 65 of 95 next to the memory bomb, whose instance is
+/// made afresh every 30 ms). A third, not more, as CI runs other tests beside it on 2 cores.
 fn others_kept_their_pace(server: &Server, seconds: f64) {
-    let expected = 2.0 * seconds / 0.021;
-    let got = server.count("/ok") as f64;
-    assert!(got > expected / 2.0, "{got} requests to /ok, expected about {expected:.0}");
+    let expected = seconds / 0.021;
+    let hits = server.hits();
+    for vu in [2, 3] {
+        let got = hits.iter().filter(|h| h.path == "/ok" && h.vu == Some(vu)).count() as f64;
+        assert!(got > expected / 3.0, "VU {vu} sent {got} requests to /ok, expected about {expected:.0}");
+    }
 }
 
 #[test]

@@ -88,7 +88,7 @@ async fn verify(plan_path: &Path) -> anyhow::Result<()> {
     let bytes = crate::plan::read(plan_path)?;
     let layout = crate::plan::Layout::few();
     let engine = crate::plan::engine(layout, bytes.len() as u64, None)?;
-    let _ticker = crate::run::EpochTicker::start(engine.engine.clone());
+    let _ticker = crate::epoch::EpochTicker::start(engine.engine.clone());
     let loaded = crate::plan::load(plan_path, &bytes, engine, layout, &shared).await?;
     let tasks: Vec<String> = loaded.plan.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();
     console::line(&format!("The plan runs: {}. Run it with `runner run {}`", tasks.join(", "), plan_path.display()));

@@ -105,7 +105,7 @@ impl VuState {
     /// At an epoch tick that found the guest running: yield, or stop a guest past its
     /// compute limit.
     pub fn on_tick(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
-        sandbox::on_tick(&self.clock, self.limits.cpu)
+        sandbox::on_tick(&self.clock, self.limits.cpu, crate::epoch::last_tick())
     }
 
     pub fn recorder(&self) -> &Recorder {

@@ -51,20 +51,20 @@ impl ResourceLimiter for GuestLimits {
     }
 }
 
-/// Guest compute since the VU last waited on the host, counted in epoch ticks: the engine's
-/// epoch advances every `EPOCH_TICK`, and each tick that finds this VU's guest running calls
-/// `on_tick`, which counts it. That samples compute time without reading the clock around
-/// every guest call (two clock reads per poll cost about 1 % of requests per CPU-second); the
-/// count is at most one tick above the time spent, as the first check after a wait on the
-/// host may see a tick that passed during the wait. A request or a sleep resets it.
+/// Guest compute since the VU last waited on the host, sampled at the engine's epoch ticks:
+/// each tick that finds this VU's guest running calls `on_tick`, which adds the tick's length
+/// (`epoch`: 10 ms, or 1 ms while a guest is busy). That samples compute time without reading
+/// the clock around every guest call (two clock reads per poll cost about 1 % of requests per
+/// CPU-second); the sum is at most one tick above the time spent, as the first check after a
+/// wait on the host may see a tick that passed during the wait. A request or a sleep resets it.
 #[derive(Debug, Clone, Default)]
 pub struct GuestClock(Arc<AtomicU64>);
 
 impl GuestClock {
-    /// Counts a tick that found the guest running; returns the compute so far.
-    pub fn tick(&self) -> Duration {
-        let ticks = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        EPOCH_TICK.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
+    /// Counts a tick of `length` that found the guest running; returns the compute so far.
+    pub fn tick(&self, length: Duration) -> Duration {
+        let micros = u64::try_from(length.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(self.0.fetch_add(micros, Ordering::Relaxed).saturating_add(micros))
     }
 
     pub fn reset(&self) {
@@ -72,10 +72,19 @@ impl GuestClock {
     }
 }
 
-/// Decides at each epoch tick that finds the guest running: yield to the other VUs, or stop
-/// a guest that has computed for longer than `limit` without waiting on the host.
-pub fn on_tick(clock: &GuestClock, limit: Duration) -> wasmtime::Result<UpdateDeadline> {
-    let busy = clock.tick();
+/// Decides at each epoch tick that finds the guest running (`tick` long): yield to the other
+/// VUs, or stop a guest that has computed for longer than `limit` without waiting on the host.
+/// A guest that has computed through a whole 10 ms tick asks for 1 ms ticks, so that the VUs
+/// sharing its thread get their turns sooner.
+///
+/// The yield is tokio's `yield_now`, not wasmtime's plain `Yield`: the plain one wakes the
+/// task at once, so a guest that never waits stays runnable and its worker's runtime polls
+/// its timers and sockets only every 61 tasks (tokio's `event_interval`), that is every
+/// 0.6 s of 10 ms slices. The VUs sharing the worker then missed their wake-ups and had
+/// 0.5 s of the busy guest's compute counted in their response times. `yield_now` defers
+/// the wake-up until the runtime has polled its driver.
+pub fn on_tick(clock: &GuestClock, limit: Duration, tick: Duration) -> wasmtime::Result<UpdateDeadline> {
+    let busy = clock.tick(tick);
     if busy > limit {
         wasmtime::bail!(
             "the guest computed for {:.1} s without sending a request or sleeping, past its limit of {} \
@@ -84,7 +93,10 @@ pub fn on_tick(clock: &GuestClock, limit: Duration) -> wasmtime::Result<UpdateDe
             humantime::format_duration(limit)
         );
     }
-    Ok(UpdateDeadline::Yield(1))
+    if busy > EPOCH_TICK {
+        crate::epoch::guest_is_busy();
+    }
+    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
 }
 
 /// `64 MiB`, `512 KiB`, `100 B`.
@@ -116,12 +128,16 @@ mod tests {
     fn the_clock_stops_a_guest_only_past_its_limit() {
         let clock = GuestClock::default();
         let limit = EPOCH_TICK * 100;
-        for _ in 0..100 {
-            assert!(matches!(on_tick(&clock, limit), Ok(UpdateDeadline::Yield(1))));
+        for _ in 0..50 {
+            assert!(matches!(on_tick(&clock, limit, EPOCH_TICK), Ok(UpdateDeadline::YieldCustom(1, _))));
         }
-        let Err(e) = on_tick(&clock, limit) else { panic!("past the limit") };
+        // Short ticks count for what they last.
+        for _ in 0..500 {
+            assert!(on_tick(&clock, limit, EPOCH_TICK / 10).is_ok());
+        }
+        let Err(e) = on_tick(&clock, limit, EPOCH_TICK / 10) else { panic!("past the limit") };
         assert!(e.to_string().contains("computed for 1.0 s"), "{e}");
         clock.reset();
-        assert!(on_tick(&clock, limit).is_ok());
+        assert!(on_tick(&clock, limit, EPOCH_TICK).is_ok());
     }
 }

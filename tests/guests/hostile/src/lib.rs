@@ -1,6 +1,6 @@
 //! A scenario that misbehaves on purpose, for the sandbox tests. VU 1 does what the
-//! `HOSTILE` environment variable names, in every task; every other VU sends `GET /ok` and
-//! waits 20 ms, so a test can check that the others kept their pace.
+//! `HOSTILE` environment variable names, in every task; every other VU sends `GET /ok` (its
+//! id in `x-vu`) and waits 20 ms, so a test can check that each of the others kept its pace.
 //!
 //! - `loop`: computes forever without calling the host.
 //! - `recursion`: recurses without end.
@@ -33,7 +33,7 @@ impl User for Hostile {
 
 fn attack() -> TaskResult {
     if vu::id() != 1 {
-        get("/ok").send()?;
+        get("/ok").header("x-vu", vu::id().to_string()).send()?;
         return Ok(());
     }
     let mode = std::env::var("HOSTILE").unwrap_or_default();
