@@ -122,7 +122,9 @@ fn request_time_is_broken_down_into_connecting_waiting_and_receiving() {
         .env("PROBE_METRICS", "1")
         .env("PROBE_TASKS", "slow:1:/delay/100")
         .args(&["-u", "2", "-r", "100", "--iterations", "3"])
-        .args(&["--threshold", "http_req_waiting:min>=100", "--threshold", "http_req_connecting:max<100ms"])
+        // The server answers 100 ms after the request reached it; the runner notes the request
+        // sent when `write` returns, which a loaded machine can delay by a millisecond or so.
+        .args(&["--threshold", "http_req_waiting:min>=95", "--threshold", "http_req_connecting:max<100ms"])
         .finish(LIMIT);
     assert_eq!(run.code(), 0, "{}\n{}", run.stdout, run.stderr);
     let timings = &run.row("GET", "/delay/100")["timings"];
@@ -130,14 +132,14 @@ fn request_time_is_broken_down_into_connecting_waiting_and_receiving() {
     let waiting = timings["avg_waiting_ms"].as_f64().expect("waiting");
     let receiving = timings["avg_receiving_ms"].as_f64().expect("receiving");
     let total = run.row("GET", "/delay/100")["avg_ms"].as_f64().expect("avg");
-    assert!(waiting >= 100.0 && waiting <= total, "waiting {waiting} of {total} ms");
+    assert!(waiting >= 95.0 && waiting <= total, "waiting {waiting} of {total} ms");
     assert!(receiving < 5.0, "receiving {receiving} ms of a 2-byte body");
     // The guest sees the same time to first byte in its response.
     let guest = run.report()["metrics"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["name"] == "probe_waiting_ms"))
         .expect("probe_waiting_ms");
-    assert!(guest["min"].as_f64().expect("min") >= 100.0, "{guest}");
+    assert!(guest["min"].as_f64().expect("min") >= 95.0, "{guest}");
     assert!(run.stdout.contains("Where the time went"), "{}", run.stdout);
 }
 
