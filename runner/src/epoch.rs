@@ -2,11 +2,12 @@
 //!
 //! Every tick that finds a guest running calls the VU's epoch callback
 //! (`host::sandbox::on_tick`), which counts the guest's compute and yields its worker thread
-//! to the other VUs there. The ticker advances every `EPOCH_TICK` (10 ms: 100 wake-ups a
-//! second cost nothing measurable) and every `BUSY_EPOCH_TICK` (1 ms) while some guest has
-//! computed for longer than a tick without waiting on the host: a VU sharing a worker thread
-//! with such a guest then waits at most about 1 ms for its turn whenever a timer or a socket
-//! wakes it, instead of 10 ms, which would be added to the response times it records.
+//! to the other VUs there. The ticker advances every `EPOCH_TICK` (10 ms, so that idle and
+//! paced runs pay for only 100 wake-ups a second) and every `BUSY_EPOCH_TICK` (1 ms) while
+//! some guest has computed for longer than a tick without waiting on the host: a VU sharing
+//! a worker thread with such a guest then waits at most about 1 ms for its turn whenever a
+//! timer or a socket wakes it, instead of 10 ms, which would be added to the response times
+//! it records.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
