@@ -76,14 +76,24 @@ pub const CACHE_BYTES: u64 = 1 << 30;
 /// base memory down.
 pub const PARALLEL_COMPILE_ABOVE: u64 = 2 * 1024 * 1024;
 
-/// A VU about to wait at least this long gives its host stack's pages back first (see
-/// `plan::stacks`). Measured with 2,000 VUs each sending a request then waiting 1 s, for
-/// 11 s (release build, one core): releasing costs about 9 µs of CPU per wait (a system call
-/// now, faulting back the 3-4 pages the next call touches) and saves 15 KiB per VU (162
-/// against 192 MiB peak RSS). So it is kept for waits long enough that the cost is small
-/// (about 1 % of a core per 1,000 VUs waiting this long) and the memory matters: with
-/// Locust's usual `between(1, 3)` every VU waits that long.
-pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(1);
+/// A VU about to wait at least this long gives its connection's read buffer back first (to
+/// its worker's spares, `client::buffers`), with its request head and the response parts it
+/// kept, and the first time also shares back the memory-image pages it wrote but left equal
+/// (`plan::memories`). Measured with 2,000 VUs each waiting 1 s between requests for 8 s
+/// (`release` build, one core, AMD machine): 5 KiB less per VU (151 against 161 MB of peak
+/// RSS) for no CPU that the noise shows (1.75-1.80 against 1.78-1.95 CPU-s).
+pub const RELEASE_BUFFERS_BEFORE_WAIT: Duration = Duration::from_secs(1);
+
+/// A VU about to wait at least this long also gives its host stack's pages back (see
+/// `plan::stacks`); the next call faults the 3-4 it touches back in. That saves 11.5 KiB per
+/// VU and costs about 25 µs of CPU per wait on the AMD machine (measured as above: releasing
+/// the stack before 1 s waits, 128-138 against 151 MB and 2.13-2.45 against 1.75-1.80 CPU-s;
+/// 9 µs on the Intel machine before it). From 1 s, as it was, that was 2.5 % of a core per
+/// 1,000 VUs and half again the CPU of a paced request (the benchmark's paced part, 1,000
+/// against 990 ms waits: 82-107 against 39-71 µs per request in six runs). From 3 s it is
+/// under 1 % of a core per 1,000 VUs waiting this long, while VUs paced at a second or two
+/// (k6's `sleep(1)`, Locust's `between(1, 3)`) keep their stack and run without the faults.
+pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(3);
 
 /// A VU about to wait at least this long also hibernates its linear memory
 /// (`plan::memories`): about 35 KiB less per idle VU of a Rust plan, for about 30 µs of CPU

@@ -67,8 +67,8 @@
 #   MANY_VUS=100000   idle VUs without connections in one process (0 skips it; needs
 #                     vm.max_map_count of 7 per VU and about 64 KiB of free memory per VU)
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
-#   PACED_VUS=500     VUs of the paced part, each waiting about 1 s between requests, for 2 s
-#                     and for 22 s (0 skips it)
+#   PACED_VUS=500     VUs of the paced part, each waiting about 1 s, then about 3 s between
+#                     requests, for 2 s and for 22 s (0 skips it)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
@@ -519,13 +519,15 @@ fi
 
 # --- paced requests ------------------------------------------------------------------------
 # What a request costs when VUs wait between requests, as Locust and k6 scenarios do: a wait
-# of 1 s or more makes each VU give its host stack's pages and its read buffer back first
-# (limits::RELEASE_STACK_BEFORE_WAIT), 990 ms does not; and nginx idles between requests.
+# of 1 s or more makes each VU give its read buffer back first
+# (limits::RELEASE_BUFFERS_BEFORE_WAIT), one of 3 s or more its host stack's pages too
+# (limits::RELEASE_STACK_BEFORE_WAIT); 990 and 2990 ms are the waits just under each; and
+# nginx idles between requests.
 if (( PACED_VUS > 0 )); then
     echo "== Paced: $PACED_VUS VUs, each waiting between its requests, for 2 s and for 22 s"
-    prow() { printf '%-8s %9s %8s %8s %8s %9s\n' "$@"; }
-    prow wait requests "wall s" "CPU s" "us/req" "marginal"
-    for wait in 990 1000; do
+    prow() { printf '%-8s %9s %8s %8s %8s %9s %8s\n' "$@"; }
+    prow wait requests "wall s" "CPU s" "us/req" "marginal" "RSS MiB"
+    for wait in 990 1000 2990 3000; do
         declare -A paced_cpu=() paced_requests=()
         for secs in 2 22; do
             name="paced-$wait-$secs"
@@ -541,13 +543,14 @@ if (( PACED_VUS > 0 )); then
             marginal="$(calc '%.1f' "(${paced_cpu[22]} - ${paced_cpu[2]}) * 1000000 / $extra")"
         fi
         prow "$wait ms" "${paced_requests[22]}" "$m_wall" "${paced_cpu[22]}" "$(per_request_us "${paced_cpu[22]}")" \
-            "$marginal"
+            "$marginal" "$(calc '%.1f' "$m_rss_kib / 1024")"
     done
     echo "us/req: the 22 s run's CPU (starting and stopping the VUs included) / requests nginx served."
     echo "marginal: the CPU the 20 s more cost / the requests they added, which leaves starting and"
-    echo "stopping out. At 1000 ms each VU releases its host stack and read buffer before every wait;"
-    echo "at 990 ms it keeps them. Compare a request in the tight loop of the throughput part (user us"
-    echo "+ sys us)."
+    echo "stopping out. RSS: the 22 s run's peak. From 1000 ms each VU gives its connection's read"
+    echo "buffer back before every wait, from 3000 ms its host stack's pages too (faulted back in by"
+    echo "its next task); 990 and 2990 ms keep them. Compare a request in the tight loop of the"
+    echo "throughput part (user us + sys us)."
     echo
 fi
 

@@ -465,6 +465,41 @@ pub fn collect(mut child: Child, json: tempfile::TempPath, limit: Duration) -> R
     }
 }
 
+/// One mapping of a process, from `/proc/PID/smaps`.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// `rw-p`, `---p`, ...
+    pub perms: String,
+    /// Bytes.
+    pub size: u64,
+    /// Resident KiB.
+    pub rss_kib: u64,
+    /// The mapped file, or a pseudo-name like `[heap]`; empty for an anonymous mapping.
+    pub path: String,
+}
+
+/// The mappings of process `pid`, in address order.
+pub fn smaps(pid: u32) -> Vec<Mapping> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read smaps");
+    let mut maps: Vec<Mapping> = Vec::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            let perms = words.next().unwrap_or_default().to_owned();
+            let path = words.nth(3).unwrap_or_default().to_owned();
+            maps.push(Mapping { perms, size: end - start, rss_kib: 0, path });
+        } else if first == "Rss:"
+            && let Some(last) = maps.last_mut()
+        {
+            last.rss_kib = words.next().and_then(|kib| kib.parse().ok()).unwrap_or(u64::MAX);
+        }
+    }
+    maps
+}
+
 /// Sends SIGINT (Ctrl-C) to a process the test started.
 pub fn interrupt(child: &Child) {
     let pid = i32::try_from(child.id()).expect("pid fits in i32");

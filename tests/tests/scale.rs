@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use e2e::{Runner, Server, collect, guests};
+use e2e::{Mapping, Runner, Server, collect, guests, smaps};
 
 /// More than the 32,005 VUs whose default reservations fit in 126 TiB.
 const USERS: u64 = 33_000;
@@ -106,30 +106,13 @@ fn idle_vus_give_their_memory_back_and_wake_with_it_intact() {
 /// It maps the image's memfd itself, or (where the memfd could not be grown to the
 /// reservation's length) follows a mapping of the image.
 fn vu_memories(pid: u32) -> Vec<(u64, bool)> {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read smaps");
-    // (perms, size in bytes, Rss in KiB, path) of each mapping, in address order.
-    let mut maps: Vec<(String, u64, u64, String)> = Vec::new();
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let first = words.next().unwrap_or_default();
-        if let Some((start, end)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-        {
-            let perms = words.next().unwrap_or_default().to_owned();
-            let path = words.nth(3).unwrap_or_default().to_owned();
-            maps.push((perms, end - start, 0, path));
-        } else if first == "Rss:"
-            && let Some(last) = maps.last_mut()
-        {
-            last.2 = words.next().and_then(|kib| kib.parse().ok()).unwrap_or(0);
-        }
-    }
-    let is_image = |m: &(String, u64, u64, String)| m.0.starts_with("rw") && m.3.contains("wasmload-memory-image");
+    let maps = smaps(pid);
+    let is_image = |m: &Mapping| m.perms.starts_with("rw") && m.path.contains("wasmload-memory-image");
     (1..maps.len())
-        .filter(|&j| maps[j].0.starts_with("---") && maps[j].1 >= 4 << 30 && maps[j - 1].0.starts_with("rw"))
+        .filter(|&j| maps[j].perms.starts_with("---") && maps[j].size >= 4 << 30 && maps[j - 1].perms.starts_with("rw"))
         .map(|j| {
             let before = j >= 2 && !is_image(&maps[j - 1]) && is_image(&maps[j - 2]);
-            (maps[j - 1].2 + if before { maps[j - 2].2 } else { 0 }, before || is_image(&maps[j - 1]))
+            (maps[j - 1].rss_kib + if before { maps[j - 2].rss_kib } else { 0 }, before || is_image(&maps[j - 1]))
         })
         .collect()
 }

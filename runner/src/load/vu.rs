@@ -20,7 +20,7 @@ use super::ramp::Seat;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
 use crate::host::{GuestClock, VuState};
-use crate::limits::{HIBERNATE_BEFORE_WAIT, RELEASE_STACK_BEFORE_WAIT};
+use crate::limits::{HIBERNATE_BEFORE_WAIT, RELEASE_BUFFERS_BEFORE_WAIT, RELEASE_STACK_BEFORE_WAIT};
 use crate::plan::{Room, VuMemory, new_store};
 
 /// A live instance of the plan for one VU.
@@ -177,8 +177,8 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
         let wait = if work.waits() { wait_after(ctx.plan.wait_time(), took, &mut rng) } else { Duration::ZERO };
         if !wait.is_zero() {
-            if wait >= RELEASE_STACK_BEFORE_WAIT {
-                instance.memory.release(wait >= HIBERNATE_BEFORE_WAIT);
+            if wait >= RELEASE_BUFFERS_BEFORE_WAIT {
+                instance.memory.release(wait >= RELEASE_STACK_BEFORE_WAIT, wait >= HIBERNATE_BEFORE_WAIT);
                 instance.store.data_mut().release_buffers();
             }
             tokio::select! {

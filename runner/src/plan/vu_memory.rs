@@ -1,7 +1,8 @@
 //! What a VU holds outside wasmtime's view: the host stack its calls run on (`stacks`) and
 //! the linear memories the runner made for it (`memories`). Both are noted as the VU's
-//! calls make them, and given back while the VU waits long (`limits::RELEASE_STACK_BEFORE_WAIT`,
-//! `limits::HIBERNATE_BEFORE_WAIT`), together in one call (`give_back`).
+//! calls make them, and given back while the VU waits long (`limits::RELEASE_BUFFERS_BEFORE_WAIT`,
+//! `limits::RELEASE_STACK_BEFORE_WAIT`, `limits::HIBERNATE_BEFORE_WAIT`), together in one call
+//! (`give_back`).
 #![allow(unsafe_code)]
 
 use std::ops::Range;
@@ -30,19 +31,26 @@ impl VuMemory {
         self.memories.keep_made();
     }
 
-    /// Before a wait of a second or more: gives the stack's pages back (the next call
-    /// faults them back in). Before a wait of `limits::HIBERNATE_BEFORE_WAIT` or more, also
-    /// packs the memories away and gives their pages back (then [`VuMemory::wake`] must run
-    /// before the next call); before a shorter one, the first time, gives back the memory
-    /// image's pages that the VU made its own but left equal to the image. All of it goes
-    /// back in one call where the kernel allows (`give_back`). Call it only between calls
-    /// into the VU's store.
-    pub fn release(&mut self, hibernate: bool) {
-        let mut ranges: Vec<Range<usize>> = self.stack.usable().into_iter().collect();
+    /// Before a wait of a second or more: the first time, gives back the memory image's
+    /// pages that the VU made its own but left equal to the image. With `stack` (a wait of
+    /// `limits::RELEASE_STACK_BEFORE_WAIT` or more), also gives the stack's pages back (the
+    /// next call faults them back in). With `hibernate` (a wait of
+    /// `limits::HIBERNATE_BEFORE_WAIT` or more), packs the memories away instead and gives
+    /// all their pages back (then [`VuMemory::wake`] must run before the next call). All of it
+    /// goes back in one call where the kernel allows (`give_back`). Call it only between
+    /// calls into the VU's store.
+    pub fn release(&mut self, stack: bool, hibernate: bool) {
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        if stack {
+            ranges.extend(self.stack.usable());
+        }
         if hibernate {
             self.memories.hibernate(&mut ranges);
         } else {
             self.memories.share_image(&mut ranges);
+        }
+        if ranges.is_empty() {
+            return;
         }
         // SAFETY: by this method's contract no call into the store runs, so nothing is on the
         // stack, and the memories' pages are packed or read the same afterwards.
