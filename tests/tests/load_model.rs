@@ -61,9 +61,10 @@ fn constant_wait_spaces_each_users_tasks() {
 }
 
 #[test]
-fn users_waiting_a_second_give_their_read_buffers_back_and_keep_their_stacks() {
+fn users_waiting_a_second_keep_their_host_stacks() {
     // A wait of 1 s releases the VU's connection read buffer (each later task reads into one
-    // another VU of the thread may have used before) but not its host stack.
+    // another VU of the thread may have used before, which the probe's checks cover) but not
+    // its host stack (`limits::RELEASE_BUFFERS_BEFORE_WAIT`).
     let released = users_release_during_waits_and_keep_working(1000);
     assert_eq!(released, 0, "host stacks given back during 1 s waits");
 }
