@@ -91,7 +91,7 @@ pub const RELEASE_BUFFERS_BEFORE_WAIT: Duration = Duration::from_secs(1);
 /// 9 µs on the Intel machine before it). From 1 s, as it was, that was 2.5 % of a core per
 /// 1,000 VUs and half again the CPU of a paced request (the benchmark's paced part, 1,000
 /// against 990 ms waits: 82-107 against 39-71 µs per request in six runs). From 3 s it is
-/// under 1 % of a core per 1,000 VUs waiting this long, while VUs paced at a second or two
+/// about 1 % of a core per 1,000 VUs waiting this long, while VUs paced at a second or two
 /// (k6's `sleep(1)`, Locust's `between(1, 3)`) keep their stack and run without the faults.
 pub const RELEASE_STACK_BEFORE_WAIT: Duration = Duration::from_secs(3);
 
