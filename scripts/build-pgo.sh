@@ -34,16 +34,11 @@ trainee="$target_dir/pgo-generate/dist/runner"
 rm -f "$profiles"/*.profraw
 
 echo "== 2/3: training run" >&2
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+source scripts/lib/target.sh
 # The target's own profile is left out: it is the server, not the load generator.
-LLVM_PROFILE_FILE=/dev/null "$trainee" target --port "$port" >/dev/null 2>&1 &
-target_pid=$!
+start_target "$trainee" LLVM_PROFILE_FILE=/dev/null
 trap 'kill "$target_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
-url="http://127.0.0.1:$port"
+url="$target_url"
 ulimit -n "$(ulimit -Hn)"
 train() { "$trainee" run "$@" --headless --host "$url" -q >/dev/null 2>&1 || true; }
 # Requests in a tight loop, as the throughput benchmark runs them.

@@ -13,15 +13,10 @@ cd "$(dirname "$0")/../.."
 
 cargo build -q --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml
 plan="${CARGO_TARGET_DIR:-tests/guests/target}/wasm32-wasip2/release/hostile.wasm"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$1" target --port "$port" >/dev/null 2>&1 &
-target_pid=$!
+source scripts/lib/target.sh
+start_target "$1"
 report="$(mktemp)"
 trap 'kill "$target_pid" 2>/dev/null || true; rm -f "$report"' EXIT
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
 
 # utime + stime (clock ticks) and voluntary context switches of the process's epoch-ticker.
 ticker() {
@@ -33,7 +28,7 @@ ticker() {
 
 printf '%-40s %9s %9s %9s %14s %12s\n' build requests "p99 ms" "max ms" "ticker wakes/s" "ticker CPU %"
 for bin in "$@"; do
-    "$bin" run "$plan" --headless --host "http://127.0.0.1:$port" -u 3 -r 100 -t 8s --max-guest-cpu 10s \
+    "$bin" run "$plan" --headless --host "$target_url" -u 3 -r 100 -t 8s --max-guest-cpu 10s \
         --env HOSTILE=loop --json "$report" -q >/dev/null 2>&1 &
     pid=$!
     sleep 1.5

@@ -49,9 +49,6 @@ impl VuMemory {
         } else {
             self.memories.share_image(&mut ranges);
         }
-        if ranges.is_empty() {
-            return;
-        }
         // SAFETY: by this method's contract no call into the store runs, so nothing is on the
         // stack, and the memories' pages are packed or read the same afterwards.
         unsafe { give_back(&ranges) };
