@@ -2,8 +2,8 @@
 # Instructions, not seconds: what a request and a VU cost the runner in user space, counted by
 # valgrind's callgrind on the VU worker thread. CPU time on a shared machine drifts by tens of
 # percent between runs of the same build (see the README's Performance section); these counts
-# repeat within about 1 % per request and 10 % per VU, so they show a change of a few percent
-# between builds, side by side in one run.
+# repeat within about 2 % per request and 5 % per VU (medians of 3), so they show a change of
+# a few percent between builds, side by side in one run.
 #
 #     tests/bench/instructions.sh [BIN...]     (default: target/dist/runner; PROBE as in run.sh)
 #
