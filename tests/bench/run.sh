@@ -38,6 +38,10 @@
 #     both and their ratio (about 1.00 means no memory grows with the number of requests).
 #     The request count from the runner's JSON summary (`aggregated.requests`) must equal
 #     nginx's; the script prints "counts match" or a MISMATCH line.
+#   * Instructions: tests/bench/instructions.sh (RUNNER, and BASELINE beside it): the
+#     user-space instructions per request and per VU on the thread that runs the VUs, under
+#     valgrind's callgrind. They repeat within a few percent where the CPU seconds above
+#     drift by tens of percent between runs, so they are the figures to compare builds by.
 #
 # Figures
 #   requests    requests nginx served during the run
@@ -69,6 +73,7 @@
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
 #   PACED_VUS=500     VUs of the paced part, each waiting about 1 s, then about 3 s between
 #                     requests, for 2 s and for 22 s (0 skips it)
+#   INSTRUCTIONS=1    0 skips the instruction counts (about 1.5 minutes per build)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
@@ -87,6 +92,7 @@ START_ROUNDS="${START_ROUNDS:-3}"
 MANY_VUS="${MANY_VUS:-100000}"
 FLAT="${FLAT:-1}"
 PACED_VUS="${PACED_VUS:-500}"
+INSTRUCTIONS="${INSTRUCTIONS:-1}"
 # NO_LIMITS=1 adds "nolimits": the same runner with WASMLOAD_BENCH_NO_LIMITS=1 (no epoch
 # interruption, no memory limiter), to show what the guest limits cost.
 NO_LIMITS="${NO_LIMITS:-0}"
@@ -113,6 +119,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 [[ -x /usr/bin/time ]] || missing+=(time)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+[[ "$INSTRUCTIONS" == 0 ]] || command -v valgrind >/dev/null || missing+=(valgrind)
 if (( ${#missing[@]} )); then
     echo "Installing ${missing[*]}..."
     sudo=""; (( EUID == 0 )) || sudo="sudo"
@@ -585,6 +592,17 @@ if [[ "$FLAT" != 0 ]]; then
         for m in "${mismatches[@]}"; do echo "MISMATCH for $m"; done
         goal "request counts, runner vs nginx" "equal" "MISMATCH" 0
     fi
+    echo
+fi
+
+# --- instructions -------------------------------------------------------------------------
+if [[ "$INSTRUCTIONS" != 0 ]]; then
+    echo "== Instructions (tests/bench/instructions.sh, against the runner's built-in target)"
+    builds=("$RUNNER")
+    [[ -n "$BASELINE" ]] && builds+=("$BASELINE")
+    # Its own rounds (3), not the throughput part's; the per-round lines go to stderr.
+    ROUNDS=3 TOP=0 "$root/tests/bench/instructions.sh" "${builds[@]}" 2>"$tmp/instructions.err" \
+        || { tail -n 5 "$tmp/instructions.err"; echo "(the instruction counts failed; the other parts stand)"; }
     echo
 fi
 
