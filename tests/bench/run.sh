@@ -73,6 +73,8 @@
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
 #   PACED_VUS=500     VUs of the paced part, each waiting about 1 s, then about 3 s between
 #                     requests, for 2 s and for 22 s (0 skips it)
+#   WIDE=500          connections/VUs of a second throughput part, the same but wider: how
+#                     the cost per request grows with the VUs (0 skips it)
 #   INSTRUCTIONS=1    0 skips the instruction counts (about 1.5 minutes per build)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
@@ -92,6 +94,7 @@ START_ROUNDS="${START_ROUNDS:-3}"
 MANY_VUS="${MANY_VUS:-100000}"
 FLAT="${FLAT:-1}"
 PACED_VUS="${PACED_VUS:-500}"
+WIDE="${WIDE:-500}"
 INSTRUCTIONS="${INSTRUCTIONS:-1}"
 # NO_LIMITS=1 adds "nolimits": the same runner with WASMLOAD_BENCH_NO_LIMITS=1 (no epoch
 # interruption, no memory limiter), to show what the guest limits cost.
@@ -229,9 +232,11 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 # The issue's goals as this run measured them, one line per goal, printed last ("Goals").
 goals=()
 # goal NAME TARGET MEASURED MET(1/0) [REFERENCE]
+# (MET "-": a reference line, no verdict)
 goal() {
     local verdict="NOT met"
     [[ "$4" == 1 ]] && verdict="met"
+    [[ "$4" == - ]] && verdict="-"
     goals+=("$(printf '%-36s %-10s %-12s %-8s %s' "$1" "$2" "$3" "$verdict" "${5:-}")")
 }
 # at_least A B / at_most A B: prints 1 if A >= B (A <= B), else 0; a missing A counts as 0.
@@ -276,23 +281,27 @@ if (( START_VUS > 0 )); then
 fi
 
 # --- throughput and CPU ------------------------------------------------------------------
-if (( ROUNDS > 0 )); then
-    echo "== Throughput: 50 connections/VUs for $DURATION, $ROUNDS rounds"
+# throughput CONNECTIONS: ROUNDS alternating rounds of wrk -c CONNECTIONS and the runner with
+# as many VUs (and nolimits, baseline); prints each run, the medians and the ratios, and sets
+# median_rpc (per tool), ratio (runner / wrk of the medians) and round_ratios.
+throughput() {
+    local conns="$1" round tool cpu rps rpc rss user_us sys_us c cols
+    echo "== Throughput: $conns connections/VUs for $DURATION, $ROUNDS rounds"
     row() { printf '%-7s %5s %10s %7s %9s %7s %10s %8s %9s %8s\n' "$@"; }
     row tool round requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
     declare -A results=()
     for round in $(seq "$ROUNDS"); do
         for tool in "${tools[@]}"; do
             case $tool in
-                wrk) measure "wrk-$round" taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$base/" ;;
-                runner) measure "runner-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
-                    -u 50 -r 1000 -t "$DURATION" -q ;;
-                nolimits) measure "nolimits-$round" env WASMLOAD_BENCH_NO_LIMITS=1 taskset -c 1 "$RUNNER" run "$PROBE" \
-                    --headless --host "$base" -u 50 -r 1000 -t "$DURATION" -q ;;
-                baseline) measure "baseline-$round" taskset -c 1 "$BASELINE" run "$PROBE" "${baseline_flags[@]}" --host "$base" \
-                    -u 50 -r 1000 -t "$DURATION" -q ;;
+                wrk) measure "wrk-$conns-$round" taskset -c 1 wrk -t1 -c"$conns" -d"$DURATION" "$base/" ;;
+                runner) measure "runner-$conns-$round" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+                    -u "$conns" -r 1000 -t "$DURATION" -q ;;
+                nolimits) measure "nolimits-$conns-$round" env WASMLOAD_BENCH_NO_LIMITS=1 taskset -c 1 "$RUNNER" run "$PROBE" \
+                    --headless --host "$base" -u "$conns" -r 1000 -t "$DURATION" -q ;;
+                baseline) measure "baseline-$conns-$round" taskset -c 1 "$BASELINE" run "$PROBE" "${baseline_flags[@]}" --host "$base" \
+                    -u "$conns" -r 1000 -t "$DURATION" -q ;;
             esac
-            must_succeed "$tool-$round" "$tool round $round"
+            must_succeed "$tool-$conns-$round" "$tool round $round"
             cpu="$(calc '%.2f' "$m_user + $m_sys")"
             rps="$(calc '%.0f' "$m_requests / $m_wall")"
             rpc="$(calc '%.0f' "$m_requests / ($cpu > 0 ? $cpu : 0.01)")"
@@ -306,7 +315,7 @@ if (( ROUNDS > 0 )); then
     echo
     echo "Medians"
     row tool "" requests "wall s" "req/s" "CPU s" "req/CPU-s" "RSS MiB" "user us" "sys us"
-    declare -A median_rpc=()
+    median_rpc=()
     for tool in "${tools[@]}"; do
         cols=()
         for c in 1 2 3 4 5 6 7 8; do
@@ -325,15 +334,25 @@ if (( ROUNDS > 0 )); then
     round_ratios="$(paste <(awk 'NF { print $5 }' <<<"${results[runner]}") <(awk 'NF { print $5 }' <<<"${results[wrk]}") |
         awk '{ printf "%.2f\n", $1 / $2 }')"
     echo "ratio per round (runner / the wrk run before it): $(echo $round_ratios), median $(median <<<"$round_ratios")"
-    goal "requests per CPU-second (50 VUs)" ">= 100000" "${median_rpc[runner]}" "$(at_least "${median_rpc[runner]}" 100000)" \
-        "wrk in the same run: ${median_rpc[wrk]}"
-    goal "share of wrk's requests per CPU-s" ">= 0.70" "$ratio" "$(at_least "$ratio" 0.70)" \
-        "per round: $(echo $round_ratios)"
     [[ -n "${median_rpc[nolimits]:-}" ]] &&
         echo "ratio runner/nolimits of req/CPU-s (the guest limits' cost): $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[nolimits]}")"
     [[ -n "${median_rpc[baseline]:-}" ]] &&
         echo "ratio runner/baseline of req/CPU-s: $(calc '%.3f' "${median_rpc[runner]} / ${median_rpc[baseline]}")"
     echo
+}
+declare -A median_rpc=()
+
+if (( ROUNDS > 0 )); then
+    throughput 50
+    goal "requests per CPU-second (50 VUs)" ">= 100000" "${median_rpc[runner]}" "$(at_least "${median_rpc[runner]}" 100000)" \
+        "wrk in the same run: ${median_rpc[wrk]}"
+    goal "share of wrk's requests per CPU-s" ">= 0.70" "$ratio" "$(at_least "$ratio" 0.70)" \
+        "per round: $(echo $round_ratios)"
+    if (( WIDE > 0 )); then
+        throughput "$WIDE"
+        goal "share of wrk's at $WIDE VUs" "-" "$ratio" - \
+            "runner ${median_rpc[runner]}, wrk ${median_rpc[wrk]} req/CPU-s; per round: $(echo $round_ratios)"
+    fi
 fi
 
 # --- memory per VU -----------------------------------------------------------------------
