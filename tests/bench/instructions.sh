@@ -2,8 +2,8 @@
 # Instructions, not seconds: what a request and a VU cost the runner in user space, counted by
 # valgrind's callgrind on the VU worker thread. CPU time on a shared machine drifts by tens of
 # percent between runs of the same build (see the README's Performance section); these counts
-# repeat within about 2 % per request and 5 % per VU (medians of 3), so they show a change of
-# a few percent between builds, side by side in one run.
+# repeat within about 2 % per request, 5 % per VU and 8 % in cold lines (rounds of one build),
+# so they show a change of a few percent between builds, side by side in one run.
 #
 #     tests/bench/instructions.sh [BIN...]     (default: target/dist/runner; PROBE as in run.sh)
 #
@@ -13,14 +13,20 @@
 #   per VU       25 against 5 idle VUs (the probe with PROBE_WAIT=constant:600000: one
 #                request, then a 10-minute wait, so they hibernate), each started, woken at the
 #                end of a 3 s run and stopped: the difference / 20.
+#   cold lines   with 25 VUs, 400 against 80 iterations each, valgrind's cache model with a
+#                256 KiB last-level cache (callgrind --cache-sim): the data cache lines a request
+#                misses there / 8,000. 25 VUs' state does not fit in it, so this counts what a
+#                request reads and writes of its VU (its stack, memory, store, connection,
+#                buffers) when the VU comes round cold: what makes requests dearer with hundreds
+#                of VUs (README, Performance), where instruction counts do not change.
 # Each is the median of ROUNDS (3) pairs. Counted: the thread that runs the VUs (the busiest
 # but the main one, which with one core is the only worker), wasm code included. Left out: the
 # main thread (its once-a-second statistics grow with valgrind's slow-down), the epoch ticker,
 # and the kernel (system calls and page faults per VU: start_counts.sh). Under valgrind only
 # about 30 VUs fit in the address space (each memory reserves 4 GiB), hence the small counts.
 # TOP=N also prints, per BIN, the N functions with the most instructions per request (self
-# cost, from the first round). Needs valgrind (Debian: valgrind) and python3; takes about a
-# minute and a half per BIN.
+# cost, from the first round). Needs valgrind (Debian: valgrind) and python3; takes about
+# two minutes per BIN.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,99 +46,134 @@ start_target "$1"
 trap 'kill "$target_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 taskset -a -p -c 0 "$target_pid" >/dev/null
 
-# Runs BIN (first argument) under callgrind with the remaining `runner run` options, one
-# output file per thread under NAME (second argument), and prints the VU thread's count.
+# count BIN NAME EVENT [OPTIONS...]: runs BIN under callgrind (with the cache model when EVENT
+# is `misses`) with the `runner run` OPTIONS, one output file per thread under NAME, and
+# prints the VU thread's instructions (EVENT `instructions`) or last-level data cache misses,
+# and its file.
 count() {
-    local bin="$1" name="$2"
-    shift 2
+    local bin="$1" name="$2" event="$3" cache=()
+    shift 3
+    [[ "$event" == misses ]] && cache=(--cache-sim=yes --D1=32768,8,64 --LL=262144,8,64)
     rm -f "$tmp/$name".*
-    taskset -c 1 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/$name.out" \
+    taskset -c 1 valgrind --tool=callgrind --separate-threads=yes "${cache[@]}" --callgrind-out-file="$tmp/$name.out" \
         "$bin" run "$PROBE" --headless --host "$target_url" -r 1000000 -q "$@" >/dev/null 2>"$tmp/$name.err" \
         || { tail -n 20 "$tmp/$name.err" >&2; echo "error: $bin failed under valgrind" >&2; exit 1; }
-    python3 - "$tmp/$name.out" <<'EOF'
+    python3 - "$tmp/$name.out" "$event" <<'EOF'
 import glob, sys
-# One file per thread, NAME.out-NN; thread 01 is the main thread.
-totals = {}
+# One file per thread, NAME.out-NN; thread 01 is the main thread. The VU thread is the busiest
+# of the others.
+counts = {}
 for path in glob.glob(sys.argv[1] + "-*"):
+    events = []
     for line in open(path):
-        if line.startswith(("summary:", "totals:")):
-            totals[path] = int(line.split()[1])
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("summary:", "totals:")):
+            counts[path] = dict(zip(events, map(int, line.split()[1:])))
             break
-workers = {p: n for p, n in totals.items() if not p.endswith("-01")}
-busiest = max(workers, key=workers.get)
-print(workers[busiest], busiest)
+workers = {p: c for p, c in counts.items() if not p.endswith("-01")}
+busiest = max(workers, key=lambda p: workers[p]["Ir"])
+c = workers[busiest]
+print(c["Ir"] if sys.argv[2] == "instructions" else c["DLmr"] + c["DLmw"], busiest)
 EOF
 }
 
+# top.py HIGH LOW REQUESTS N EVENT...: the N functions whose self cost in EVENTs grew most
+# from callgrind file LOW to HIGH, per request (REQUESTS apart). Reads callgrind's own format:
+# names are compressed ("fn=(7) name", later "fn=(7)"), and the line after "calls=" is a
+# call's inclusive cost, left out here.
+cat >"$tmp/top.py" <<'EOF'
+import collections, re, sys
+
+def self_costs(path, wanted):
+    names, costs, events, function, call = {}, collections.Counter(), [], None, False
+    for line in open(path):
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("fn=", "cfn=")):
+            m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.strip())
+            if m and m.group(2):
+                names[m.group(1)] = m.group(2)
+            if line.startswith("fn="):
+                function = names.get(m.group(1)) if m else line[3:].strip()
+        elif line.startswith("calls="):
+            call = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if call:
+                call = False
+                continue
+            values = dict(zip(events, map(int, line.split()[1:])))
+            costs[function] += sum(values.get(e, 0) for e in wanted)
+    return costs
+
+high, low = self_costs(sys.argv[1], sys.argv[5:]), self_costs(sys.argv[2], sys.argv[5:])
+per = {name: (n - low.get(name, 0)) / int(sys.argv[3]) for name, n in high.items()}
+for name, n in sorted(per.items(), key=lambda kv: -kv[1])[: int(sys.argv[4])]:
+    print(f"{n:10.1f}  {name[:110]}")
+EOF
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A per_request per_vu top_files
+declare -A per_request per_vu cold top_files
 index=0
 for bin in "$@"; do
     index=$((index + 1))
-    requests=() vus=()
+    requests=() vus=() lines=()
     for round in $(seq "$ROUNDS"); do
-        result="$(count "$bin" "$index-req-hi-$round" -u 20 --iterations 1000)"
+        result="$(count "$bin" "$index-req-hi-$round" instructions -u 20 --iterations 1000)"
         read -r high high_file <<<"$result"
-        result="$(count "$bin" "$index-req-lo-$round" -u 20 --iterations 200)"
+        result="$(count "$bin" "$index-req-lo-$round" instructions -u 20 --iterations 200)"
         read -r low low_file <<<"$result"
         requests+=("$(( (high - low) / 16000 ))")
         # Each build's and round's files have names of their own: the first round's stay
         # for TOP.
         [[ "$round" == 1 ]] && top_files[$bin]="$high_file $low_file"
         idle=(-t 3s --stop-timeout 2s --env PROBE_WAIT=constant:600000)
-        result="$(count "$bin" "$index-vu-hi-$round" -u 25 "${idle[@]}")"
+        result="$(count "$bin" "$index-vu-hi-$round" instructions -u 25 "${idle[@]}")"
         read -r many _ <<<"$result"
-        result="$(count "$bin" "$index-vu-lo-$round" -u 5 "${idle[@]}")"
+        result="$(count "$bin" "$index-vu-lo-$round" instructions -u 5 "${idle[@]}")"
         read -r few _ <<<"$result"
         vus+=("$(( (many - few) / 20 ))")
-        echo "$bin round $round: $(( (high - low) / 16000 )) per request, $(( (many - few) / 20 )) per VU" >&2
+        result="$(count "$bin" "$index-cold-hi-$round" misses -u 25 --iterations 400)"
+        read -r missed_high cold_high_file <<<"$result"
+        result="$(count "$bin" "$index-cold-lo-$round" misses -u 25 --iterations 80)"
+        read -r missed_low cold_low_file <<<"$result"
+        [[ "$round" == 1 ]] && top_files[$bin]+=" $cold_high_file $cold_low_file"
+        lines+=("$(( (missed_high - missed_low) / 8000 ))")
+        echo "$bin round $round: $(( (high - low) / 16000 )) per request, $(( (many - few) / 20 )) per VU," \
+            "$(( (missed_high - missed_low) / 8000 )) cold lines per request" >&2
     done
     per_request[$bin]="$(printf '%s\n' "${requests[@]}" | median)"
     per_vu[$bin]="$(printf '%s\n' "${vus[@]}" | median)"
+    cold[$bin]="$(printf '%s\n' "${lines[@]}" | median)"
 done
 
 echo
-echo "user-space instructions on the VU thread (callgrind, median of $ROUNDS)"
-printf '%-40s %14s %14s\n' build "per request" "per VU"
+echo "user space on the VU thread (callgrind, median of $ROUNDS)"
+printf '%-40s %14s %14s %14s\n' build "instr/request" "instr/VU" "cold lines/req"
 for bin in "$@"; do
-    printf '%-40s %14s %14s\n' "$bin" "${per_request[$bin]}" "${per_vu[$bin]}"
+    printf '%-40s %14s %14s %14s\n' "$bin" "${per_request[$bin]}" "${per_vu[$bin]}" "${cold[$bin]}"
 done
 if (( $# > 1 )); then
     first="$1"
+    change() { awk "BEGIN { print ($1 / $2 - 1) * 100 }"; }
     for bin in "${@:2}"; do
-        printf '%-40s %13.1f%% %13.1f%%\n' "  $bin / $first" \
-            "$(awk "BEGIN { print (${per_request[$bin]} / ${per_request[$first]} - 1) * 100 }")" \
-            "$(awk "BEGIN { print (${per_vu[$bin]} / ${per_vu[$first]} - 1) * 100 }")"
+        printf '%-40s %13.1f%% %13.1f%% %13.1f%%\n' "  $bin / $first" \
+            "$(change "${per_request[$bin]}" "${per_request[$first]}")" "$(change "${per_vu[$bin]}" "${per_vu[$first]}")" \
+            "$(change "${cold[$bin]}" "${cold[$first]}")"
     done
 fi
-echo "per request: 20 VUs, 1,000 against 200 iterations. per VU: 25 against 5 idle VUs"
-echo "(start, first request, hibernation, waking, on_stop, teardown)."
+echo "instr/request: 20 VUs, 1,000 against 200 iterations. instr/VU: 25 against 5 idle VUs (start,"
+echo "first request, hibernation, waking, on_stop, teardown). cold lines/req: last-level data cache"
+echo "misses per request with 25 VUs in a 256 KiB cache (400 against 80 iterations)."
 
 if (( TOP > 0 )); then
     for bin in "$@"; do
-        read -r hi lo <<<"${top_files[$bin]}"
+        read -r hi lo cold_hi cold_lo <<<"${top_files[$bin]}"
         echo
         echo "$bin: functions with the most instructions per request (self cost)"
-        python3 - "$hi" "$lo" "$TOP" <<'EOF'
-import collections, re, subprocess, sys
-
-def costs(path):
-    out = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100", path],
-                         capture_output=True, text=True, check=True).stdout
-    found = collections.Counter()
-    for line in out.splitlines():
-        m = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+(.*)", line)
-        if m and "PROGRAM TOTALS" not in line:
-            # "file:function [object]": the function and its object are enough.
-            name = re.sub(r"^[^:]*:", "", re.sub(r" \[.*\]$", "", m.group(2)))
-            found[name] += int(m.group(1).replace(",", ""))
-    return found
-
-high, low, top = costs(sys.argv[1]), costs(sys.argv[2]), int(sys.argv[3])
-per = {name: (high[name] - low.get(name, 0)) / 16000 for name in high}
-for name, n in sorted(per.items(), key=lambda kv: -kv[1])[:top]:
-    print(f"{n:10.0f}  {name[:110]}")
-EOF
+        python3 "$tmp/top.py" "$hi" "$lo" 16000 "$TOP" Ir
+        echo "$bin: functions with the most cold lines per request (last-level data misses, self)"
+        python3 "$tmp/top.py" "$cold_hi" "$cold_lo" 8000 "$TOP" DLmr DLmw
     done
 fi
