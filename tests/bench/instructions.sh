@@ -24,10 +24,11 @@
 # main thread (its once-a-second statistics grow with valgrind's slow-down), the epoch ticker,
 # and the kernel (system calls and page faults per VU: start_counts.sh). Under valgrind only
 # about 30 VUs fit in the address space (each memory reserves 4 GiB), hence the small counts.
-# TOP=N also prints, per BIN, the N functions with the most instructions per request (self
-# cost, from the first round). Needs valgrind (Debian: valgrind) and python3; takes about
+# TOP=N also prints, per BIN, the N functions with the most instructions and the most cold
+# lines per request (self cost, from the first round). Needs valgrind (Debian: valgrind) and python3; takes about
 # two minutes per BIN.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
 
 ROUNDS="${ROUNDS:-3}"
@@ -112,7 +113,25 @@ for name, n in sorted(per.items(), key=lambda kv: -kv[1])[: int(sys.argv[4])]:
     print(f"{n:10.1f}  {name[:110]}")
 EOF
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source tests/bench/lib.sh
+
+# measure_pair BIN NAME EVENT UNITS "HIGH OPTIONS" "LOW OPTIONS": counts EVENT for both runs and
+# prints (HIGH - LOW) / UNITS, then the two runs' VU-thread files.
+measure_pair() {
+    local bin="$1" name="$2" event="$3" units="$4" out high low high_file low_file
+    # Assigned first: a failed count then stops the script (a here-string would hide it).
+    out="$(count "$bin" "$name-hi" "$event" $5)"
+    read -r high high_file <<<"$out"
+    out="$(count "$bin" "$name-lo" "$event" $6)"
+    read -r low low_file <<<"$out"
+    echo "$(( (high - low) / units )) $high_file $low_file"
+}
+
+# What each figure runs, and the units its difference is divided by.
+request_runs=("-u 20 --iterations 1000" "-u 20 --iterations 200") request_units=$((20 * (1000 - 200)))
+idle="-t 3s --stop-timeout 2s --env PROBE_WAIT=constant:600000"
+vu_runs=("-u 25 $idle" "-u 5 $idle") vu_units=$((25 - 5))
+cold_runs=("-u 25 --iterations 400" "-u 25 --iterations 80") cold_units=$((25 * (400 - 80)))
 
 declare -A per_request per_vu cold top_files
 index=0
@@ -120,28 +139,17 @@ for bin in "$@"; do
     index=$((index + 1))
     requests=() vus=() lines=()
     for round in $(seq "$ROUNDS"); do
-        result="$(count "$bin" "$index-req-hi-$round" instructions -u 20 --iterations 1000)"
-        read -r high high_file <<<"$result"
-        result="$(count "$bin" "$index-req-lo-$round" instructions -u 20 --iterations 200)"
-        read -r low low_file <<<"$result"
-        requests+=("$(( (high - low) / 16000 ))")
         # Each build's and round's files have names of their own: the first round's stay
         # for TOP.
-        [[ "$round" == 1 ]] && top_files[$bin]="$high_file $low_file"
-        idle=(-t 3s --stop-timeout 2s --env PROBE_WAIT=constant:600000)
-        result="$(count "$bin" "$index-vu-hi-$round" instructions -u 25 "${idle[@]}")"
-        read -r many _ <<<"$result"
-        result="$(count "$bin" "$index-vu-lo-$round" instructions -u 5 "${idle[@]}")"
-        read -r few _ <<<"$result"
-        vus+=("$(( (many - few) / 20 ))")
-        result="$(count "$bin" "$index-cold-hi-$round" misses -u 25 --iterations 400)"
-        read -r missed_high cold_high_file <<<"$result"
-        result="$(count "$bin" "$index-cold-lo-$round" misses -u 25 --iterations 80)"
-        read -r missed_low cold_low_file <<<"$result"
-        [[ "$round" == 1 ]] && top_files[$bin]+=" $cold_high_file $cold_low_file"
-        lines+=("$(( (missed_high - missed_low) / 8000 ))")
-        echo "$bin round $round: $(( (high - low) / 16000 )) per request, $(( (many - few) / 20 )) per VU," \
-            "$(( (missed_high - missed_low) / 8000 )) cold lines per request" >&2
+        out="$(measure_pair "$bin" "$index-req-$round" instructions "$request_units" "${request_runs[@]}")"
+        read -r per_req req_files_hi req_files_lo <<<"$out"
+        out="$(measure_pair "$bin" "$index-vu-$round" instructions "$vu_units" "${vu_runs[@]}")"
+        read -r per_vu_now _ _ <<<"$out"
+        out="$(measure_pair "$bin" "$index-cold-$round" misses "$cold_units" "${cold_runs[@]}")"
+        read -r cold_now cold_files_hi cold_files_lo <<<"$out"
+        [[ "$round" == 1 ]] && top_files[$bin]="$req_files_hi $req_files_lo $cold_files_hi $cold_files_lo"
+        requests+=("$per_req") vus+=("$per_vu_now") lines+=("$cold_now")
+        echo "$bin round $round: $per_req per request, $per_vu_now per VU, $cold_now cold lines per request" >&2
     done
     per_request[$bin]="$(printf '%s\n' "${requests[@]}" | median)"
     per_vu[$bin]="$(printf '%s\n' "${vus[@]}" | median)"
@@ -172,8 +180,8 @@ if (( TOP > 0 )); then
         read -r hi lo cold_hi cold_lo <<<"${top_files[$bin]}"
         echo
         echo "$bin: functions with the most instructions per request (self cost)"
-        python3 "$tmp/top.py" "$hi" "$lo" 16000 "$TOP" Ir
+        python3 "$tmp/top.py" "$hi" "$lo" "$request_units" "$TOP" Ir
         echo "$bin: functions with the most cold lines per request (last-level data misses, self)"
-        python3 "$tmp/top.py" "$cold_hi" "$cold_lo" 8000 "$TOP" DLmr DLmw
+        python3 "$tmp/top.py" "$cold_hi" "$cold_lo" "$cold_units" "$TOP" DLmr DLmw
     done
 fi

@@ -39,7 +39,8 @@
 #     The request count from the runner's JSON summary (`aggregated.requests`) must equal
 #     nginx's; the script prints "counts match" or a MISMATCH line.
 #   * Instructions: tests/bench/instructions.sh (RUNNER, and BASELINE beside it): the
-#     user-space instructions per request and per VU on the thread that runs the VUs, under
+#     user-space instructions per request and per VU, and the cache lines a request misses
+#     with 25 VUs in a small simulated cache, on the thread that runs the VUs, under
 #     valgrind's callgrind. They repeat within a few percent where the CPU seconds above
 #     drift by tens of percent between runs, so they are the figures to compare builds by.
 #
@@ -75,7 +76,7 @@
 #                     requests, for 2 s and for 22 s (0 skips it)
 #   WIDE=500          connections/VUs of a second throughput part, the same but wider: how
 #                     the cost per request grows with the VUs (0 skips it)
-#   INSTRUCTIONS=1    0 skips the instruction counts (about 1.5 minutes per build)
+#   INSTRUCTIONS=1    0 skips the instruction counts (about 2 minutes per build)
 #   RUNNER=...        runner binary (default target/dist/runner, the build users run)
 #   PROBE=...         probe component (default guest-examples/target/wasm32-wasip2/release/probe.wasm)
 #   KEEP_LOGS=1       keep the temp dir: each run's stdout/stderr and nginx's error.log
@@ -227,7 +228,7 @@ must_succeed() {
     cat "$tmp/$1.err" >&2
     exit 1
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source "$root/tests/bench/lib.sh"
 
 # The goals as this run measured them, one line per goal, printed last ("Goals").
 goals=()

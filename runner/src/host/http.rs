@@ -392,6 +392,8 @@ pub fn add_sends(linker: &mut Linker<VuState>) -> wasmtime::Result<()> {
                     state.spare_request = Some(spare);
                     Ok((result,))
                 });
+                // Named so that the future's own type, not the `dyn Future` returned, is what
+                // `Box::write` is inferred for.
                 future
             })?;
         };
