@@ -185,8 +185,9 @@ pub struct VuClient {
     /// The request head being written, kept between requests.
     head: Vec<u8>,
     /// The last URL sent and where it resolved to: most VUs send the same few URLs, and
-    /// resolving one allocates its path and clones its origin.
-    last: Option<(String, Target)>,
+    /// resolving one allocates its path and clones its origin. Boxed: a request's future
+    /// holds it while the response comes, 8 bytes instead of 160.
+    last: Option<Box<(String, Target)>>,
 }
 
 impl std::fmt::Debug for VuClient {
@@ -226,18 +227,24 @@ impl VuClient {
     pub async fn send(&mut self, out: Outgoing<'_>) -> Result<Incoming, SendError> {
         rules::check(&out, &self.shared.limits)?;
         let started = out.started;
-        let (url, target) = match self.last.take() {
-            Some((url, target)) if url == out.url => (url, target),
+        let last = match self.last.take() {
+            Some(last) if last.0 == out.url => last,
             last => {
                 let target = target::resolve(self.shared.base.as_ref(), out.url)
                     .map_err(|e| SendError::Invalid(e.to_string()))?;
-                // The last URL's buffer is reused for this one.
-                let mut url = last.map(|(url, _)| url).unwrap_or_default();
-                url.clear();
-                url.push_str(out.url);
-                (url, target)
+                match last {
+                    // The last URL's buffers are reused for this one.
+                    Some(mut last) => {
+                        last.0.clear();
+                        last.0.push_str(out.url);
+                        last.1 = target;
+                        last
+                    }
+                    None => Box::new((out.url.to_owned(), target)),
+                }
             }
         };
+        let target = &last.1;
         let ceiling = self.shared.timeouts.ceiling;
         let timeout = out.timeout.map_or(self.shared.timeouts.request, |t| ceiling.map_or(t, |c| t.min(c)));
         let deadlines = h1::Deadlines {
@@ -247,13 +254,14 @@ impl VuClient {
             idle: self.shared.timeouts.idle,
         };
         // Parsed at most once per request, and only when cookies are involved.
-        let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok());
+        // Boxed, as `last`: 8 bytes of the future instead of 88.
+        let mut cookie_url = self.cookies.as_ref().and_then(|_| url::Url::parse(&target.url()).ok().map(Box::new));
         let mut head = std::mem::take(&mut self.head);
         head.clear();
         let exchange = Exchange { method: out.method, started, deadlines };
-        let built = self.build(out, &target, cookie_url.as_ref(), &mut head);
+        let built = self.build(out, target, cookie_url.as_deref(), &mut head);
         let result = match built {
-            Ok(body) => self.exchange(&target, &head, body.unwrap_or_default(), &exchange).await,
+            Ok(body) => self.exchange(target, &head, body.unwrap_or_default(), &exchange).await,
             Err(e) => Err(e),
         };
         // A head grown by an unusual request is not kept.
@@ -261,9 +269,9 @@ impl VuClient {
             self.head = head;
         }
         if let Ok(incoming) = &result {
-            self.keep_cookies(&target, &mut cookie_url, &incoming.headers);
+            self.keep_cookies(target, &mut cookie_url, &incoming.headers);
         }
-        self.last = Some((url, target));
+        self.last = Some(last);
         result
     }
 
@@ -408,15 +416,15 @@ impl VuClient {
         Ok(h1::Conn::new(io))
     }
 
-    fn keep_cookies(&mut self, target: &Target, url: &mut Option<url::Url>, headers: &Headers) {
+    fn keep_cookies(&mut self, target: &Target, url: &mut Option<Box<url::Url>>, headers: &Headers) {
         let mut set_cookies = headers.set_cookies().peekable();
         if set_cookies.peek().is_none() {
             return;
         }
         if url.is_none() {
-            *url = url::Url::parse(&target.url()).ok();
+            *url = url::Url::parse(&target.url()).ok().map(Box::new);
         }
-        let Some(url) = url.as_ref() else { return };
+        let Some(url) = url.as_deref() else { return };
         let jar = self.cookies.get_or_insert_with(Box::default);
         for value in set_cookies {
             // A malformed cookie is ignored, as browsers do.

@@ -44,7 +44,7 @@ pub struct VuState {
     pub late_by_us: Option<u64>,
     http: VuClient,
     /// The last request's strings, for the next request to fill (`http::add_sends`).
-    spare_request: Option<crate::bindings::http::Request>,
+    spare_request: Option<Box<crate::bindings::http::Request>>,
     pending: PendingResponses,
     /// The headers and bodies `send-lean` and `send-bare` left for `response-headers` and
     /// `response-body`.
