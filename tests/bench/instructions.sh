@@ -25,8 +25,8 @@
 # and the kernel (system calls and page faults per VU: start_counts.sh). Under valgrind only
 # about 30 VUs fit in the address space (each memory reserves 4 GiB), hence the small counts.
 # TOP=N also prints, per BIN, the N functions with the most instructions and the most cold
-# lines per request (self cost, from the first round). Needs valgrind (Debian: valgrind) and python3; takes about
-# two minutes per BIN.
+# lines per request (self cost, from the first round). Needs valgrind (Debian: valgrind) and
+# python3; takes about two minutes per BIN.
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."

@@ -187,7 +187,7 @@ pub struct VuClient {
     /// The last URL sent and where it resolved to: most VUs send the same few URLs, and
     /// resolving one allocates its path and clones its origin. Boxed: a request's future
     /// holds it while the response comes, 8 bytes instead of 160.
-    last: Option<Box<(String, Target)>>,
+    last: Option<Box<Resolved>>,
 }
 
 impl std::fmt::Debug for VuClient {
@@ -228,23 +228,14 @@ impl VuClient {
         rules::check(&out, &self.shared.limits)?;
         let started = out.started;
         let last = match self.last.take() {
-            Some(last) if last.0 == out.url => last,
-            last => {
+            Some(last) if last.url == out.url => last,
+            spare => {
                 let target = target::resolve(self.shared.base.as_ref(), out.url)
                     .map_err(|e| SendError::Invalid(e.to_string()))?;
-                match last {
-                    // The last URL's buffers are reused for this one.
-                    Some(mut last) => {
-                        last.0.clear();
-                        last.0.push_str(out.url);
-                        last.1 = target;
-                        last
-                    }
-                    None => Box::new((out.url.to_owned(), target)),
-                }
+                Resolved::reusing(spare, out.url, target)
             }
         };
-        let target = &last.1;
+        let target = &last.target;
         let ceiling = self.shared.timeouts.ceiling;
         let timeout = out.timeout.map_or(self.shared.timeouts.request, |t| ceiling.map_or(t, |c| t.min(c)));
         let deadlines = h1::Deadlines {
@@ -429,6 +420,27 @@ impl VuClient {
         for value in set_cookies {
             // A malformed cookie is ignored, as browsers do.
             let _ = jar.parse(&value, url);
+        }
+    }
+}
+
+/// A URL and where it resolved to.
+struct Resolved {
+    url: String,
+    target: Target,
+}
+
+impl Resolved {
+    /// `url` resolved to `target`, in `spare`'s allocations when there is one.
+    fn reusing(spare: Option<Box<Self>>, url: &str, target: Target) -> Box<Self> {
+        match spare {
+            Some(mut spare) => {
+                spare.url.clear();
+                spare.url.push_str(url);
+                spare.target = target;
+                spare
+            }
+            None => Box::new(Self { url: url.to_owned(), target }),
         }
     }
 }
