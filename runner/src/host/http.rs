@@ -11,9 +11,9 @@ use tokio::time::Instant;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList, WasmStr};
 
-use super::VuState;
+use super::{GuestClock, VuState};
 use crate::bindings::http::{BareResponse, Host, HttpError, LeanResponse, Request, Response, Timings};
-use crate::client::{Headers, Outgoing, Phases, SendError};
+use crate::client::{Headers, Outgoing, Phases, SendError, VuClient};
 use crate::limits::{KEPT_RESPONSE_HEADERS, MAX_NAME_BYTES, MAX_PENDING_RESPONSES};
 use crate::stats::{Outcome, Recorder, Sample};
 
@@ -144,13 +144,49 @@ impl ResponseStash {
     }
 }
 
-impl VuState {
-    /// Sends the guest's request and records it: the response, and its headers apart.
-    async fn send_request(&mut self, request: &Request) -> Result<(LeanResponse, Headers), HttpError> {
+/// What sending a request needs, owned so that the exchange can run off the VU's fiber
+/// (`offload`): the VU's client, and its request, whose strings every request reuses.
+pub struct Sender {
+    client: VuClient,
+    request: Request,
+    recorder: Recorder,
+    clock: GuestClock,
+    /// What the last exchange got, until the host function takes it (carried here so that
+    /// the exchange's output, moved a few times on its way back, is one pointer).
+    outcome: Option<Result<Sent, HttpError>>,
+}
+
+/// A request's exchange as the VU's task runs it: the sender back, with its outcome.
+pub type Exchange = Box<Sender>;
+
+/// A response, and what the guest must settle about it: a `catch-response` request waits
+/// for the guest's verdict in the VU's `PendingResponses`; any other was recorded already.
+pub struct Sent {
+    response: LeanResponse,
+    headers: Headers,
+    /// Boxed: the exchange's output is moved a few times on its way to the guest, and the
+    /// record inline would triple its size for the few requests that have one.
+    pending: Option<Box<Pending<'static>>>,
+}
+
+impl Sender {
+    pub fn new(client: VuClient, recorder: Recorder, clock: GuestClock) -> Self {
+        Self { client, request: empty_request(), recorder, clock, outcome: None }
+    }
+
+    /// Frees the client's buffers and the request's strings before a long wait.
+    pub fn release(&mut self) {
+        self.client.release();
+        self.request = empty_request();
+    }
+
+    /// Sends `self.request` and records it (unless the guest will settle it), as request
+    /// `id` of its VU.
+    async fn send(&mut self, id: u64, late_by_us: Option<u64>, scenario: Option<Arc<str>>) -> Result<Sent, HttpError> {
         // Waiting for the run's request-rate ceiling is not part of the request's time.
-        self.http.pace().await;
+        self.client.pace().await;
         let started = Instant::now();
-        let Request { method, url, headers, body, name, timeout_ms, tags, catch_response } = request;
+        let Request { method, url, headers, body, name, timeout_ms, tags, catch_response } = &self.request;
         let outgoing = Outgoing {
             method,
             url,
@@ -159,13 +195,13 @@ impl VuState {
             timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
             started,
         };
-        let result = self.http.send(outgoing).await;
+        let result = self.client.send(outgoing).await;
         self.clock.reset();
         // A response carries when it ended: one clock read fewer per request.
         let finished = result.as_ref().map_or_else(|_| Instant::now(), |incoming| incoming.finished);
         let elapsed_us = u64::try_from(finished.duration_since(started).as_micros()).unwrap_or(u64::MAX);
         // Under an open model the request also counts from its iteration's scheduled start.
-        let corrected_us = self.late_by_us.map(|late| elapsed_us.saturating_add(late));
+        let corrected_us = late_by_us.map(|late| elapsed_us.saturating_add(late));
         // Statistics group by upper-case method and by name, or the URL when unnamed.
         let method: Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
             method.to_ascii_uppercase().into()
@@ -188,7 +224,7 @@ impl VuState {
                     elapsed_us,
                     corrected_us,
                     phases: None,
-                    scenario: self.scenario.as_deref(),
+                    scenario: scenario.as_deref(),
                     tags: &tags,
                     bytes: 0,
                     status: 0,
@@ -203,7 +239,6 @@ impl VuState {
             }
         };
         let default_failure = (incoming.status >= 400).then(|| format!("HTTP {} {}", incoming.status, incoming.reason));
-        let id = self.pending.next_id();
         let phases = incoming.phases;
         let pending = Pending {
             id,
@@ -212,17 +247,18 @@ impl VuState {
             elapsed_us,
             corrected_us,
             phases: Some(phases),
-            scenario: self.scenario.clone(),
+            scenario,
             tags,
             bytes: incoming.body_len,
             status: incoming.status,
             default_failure,
         };
-        if *catch_response {
-            self.pending.push(pending.into_owned(), &self.recorder);
+        let pending = if *catch_response {
+            Some(Box::new(pending.into_owned()))
         } else {
             pending.record_default(&self.recorder);
-        }
+            None
+        };
         let response = LeanResponse {
             id,
             status: incoming.status,
@@ -235,27 +271,66 @@ impl VuState {
             },
             header_count: u32::try_from(incoming.headers.len()).unwrap_or(u32::MAX),
         };
-        Ok((response, incoming.headers))
+        Ok(Sent { response, headers: incoming.headers, pending })
+    }
+}
+
+impl VuState {
+    /// The VU's sender, taken for one request; a trap if a request is already out (the
+    /// guest waits for each, so only a dropped call could leave one out, and its VU is gone).
+    fn take_sender(&mut self) -> wasmtime::Result<Box<Sender>> {
+        self.sender.take().ok_or_else(|| wasmtime::Error::msg("the VU's HTTP client is busy with another request"))
     }
 
-    async fn send_full(&mut self, request: &Request) -> Result<Response, HttpError> {
-        let (response, headers) = self.send_request(request).await?;
+    /// Launches `sender`'s request on the VU's offload, to run off the fiber.
+    fn launch(&mut self, mut sender: Box<Sender>) {
+        let id = self.pending.next_id();
+        let (late_by_us, scenario) = (self.late_by_us, self.scenario.clone());
+        // Written straight into its heap block: built on the fiber stack and copied there,
+        // the future (1.5 KiB) cost as many cache lines read as written on every request.
+        let work = Box::write(Box::new_uninit(), async move {
+            sender.outcome = Some(sender.send(id, late_by_us, scenario).await);
+            sender
+        });
+        self.offload.launch(Box::into_pin(work));
+    }
+
+    /// Sends `request` in place (the generated bindings' path).
+    async fn send_here(&mut self, request: Request) -> Result<Sent, HttpError> {
+        let mut sender = self.take_sender().map_err(|busy| HttpError::Protocol(busy.to_string()))?;
+        sender.request = request;
+        let id = self.pending.next_id();
+        let result = sender.send(id, self.late_by_us, self.scenario.clone()).await;
+        self.sender = Some(sender);
+        result
+    }
+
+    /// Takes a response in: its `catch-response` record waits for the guest.
+    fn settle(&mut self, sent: Sent) -> (LeanResponse, Headers) {
+        if let Some(pending) = sent.pending {
+            self.pending.push(*pending, &self.recorder);
+        }
+        (sent.response, sent.headers)
+    }
+
+    fn full(&mut self, sent: Sent) -> Response {
+        let (response, headers) = self.settle(sent);
         let LeanResponse { id, status, body, elapsed_us, timings, header_count: _ } = response;
-        Ok(Response { id, status, headers: headers.to_pairs(), body, elapsed_us, timings })
+        Response { id, status, headers: headers.to_pairs(), body, elapsed_us, timings }
     }
 
-    async fn send_without_headers(&mut self, request: &Request) -> Result<LeanResponse, HttpError> {
-        let (response, headers) = self.send_request(request).await?;
+    fn without_headers(&mut self, sent: Sent) -> LeanResponse {
+        let (response, headers) = self.settle(sent);
         self.kept.keep(response.id, headers, Vec::new());
-        Ok(response)
+        response
     }
 
-    async fn send_without_parts(&mut self, request: &Request) -> Result<BareResponse, HttpError> {
-        let (response, headers) = self.send_request(request).await?;
+    fn without_parts(&mut self, sent: Sent) -> BareResponse {
+        let (response, headers) = self.settle(sent);
         let LeanResponse { id, status, body, elapsed_us, timings, header_count } = response;
         let body_len = body.len() as u64;
         self.kept.keep(id, headers, body);
-        Ok(BareResponse { id, status, body_len, elapsed_us, timings, header_count })
+        BareResponse { id, status, body_len, elapsed_us, timings, header_count }
     }
 }
 
@@ -263,15 +338,15 @@ impl VuState {
 /// guest reaches the same code through [`add_sends`]' functions instead.
 impl Host for VuState {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
-        self.send_full(&request).await
+        self.send_here(request).await.map(|sent| self.full(sent))
     }
 
     async fn send_lean(&mut self, request: Request) -> Result<LeanResponse, HttpError> {
-        self.send_without_headers(&request).await
+        self.send_here(request).await.map(|sent| self.without_headers(sent))
     }
 
     async fn send_bare(&mut self, request: Request) -> Result<BareResponse, HttpError> {
-        self.send_without_parts(&request).await
+        self.send_here(request).await.map(|sent| self.without_parts(sent))
     }
 
     fn response_body(&mut self, id: u64) -> Vec<u8> {
@@ -373,39 +448,42 @@ fn empty_request() -> Request {
 
 /// Defines `send`, `send-lean` and `send-bare` over the generated bindings' own: the same
 /// sending and recording, but the guest's request is copied into buffers the VU reuses
-/// instead of lifted into new strings (`GuestRequest`). `linker` must already hold the
-/// generated `http` functions.
+/// instead of lifted into new strings (`GuestRequest`), and the exchange runs off the VU's
+/// fiber (`offload`). `linker` must already hold the generated `http` functions.
 pub fn add_sends(linker: &mut Linker<VuState>) -> wasmtime::Result<()> {
-    /// Copies the guest's request into the VU's spare one, runs `send` with it, and keeps it
-    /// for the next request. The copy is made before the future, which then holds neither
-    /// the lifted request (280 bytes) nor the spare one (160, boxed). The future (about
-    /// 1.5 KiB; 2.1 before) is written straight into its heap block: `Box::new` built it on
-    /// the VU's fiber stack and copied it there, as many cache lines read as written on
-    /// every request, cold ones when many VUs take turns (`tests/bench/instructions.sh`'s
-    /// cold lines).
+    /// Copies the guest's request into the VU's sender and launches the exchange; the future
+    /// the guest's call waits on only takes the exchange's output in.
     macro_rules! send_with {
-        ($http:ident, $name:literal, $method:ident) => {
+        ($http:ident, $name:literal, $finish:ident) => {
             $http.func_wrap_async($name, |mut store: StoreContextMut<'_, VuState>, (request,): (GuestRequest,)| {
-                let mut spare = store.data_mut().spare_request.take().unwrap_or_else(|| Box::new(empty_request()));
-                let copied = request.copy_into(&mut store, &mut spare);
-                let future = Box::write(Box::new_uninit(), async move {
-                    copied?;
+                let launched = store.data_mut().take_sender().and_then(|mut sender| {
+                    let copied = request.copy_into(&mut store, &mut sender.request);
                     let state = store.data_mut();
-                    let result = state.$method(&spare).await;
-                    state.spare_request = Some(spare);
-                    Ok((result,))
+                    match copied {
+                        Ok(()) => state.launch(sender),
+                        Err(_) => state.sender = Some(sender),
+                    }
+                    copied
                 });
-                // Named so that the future's own type, not the `dyn Future` returned, is what
-                // `Box::write` is inferred for.
-                future
+                Box::new(async move {
+                    launched?;
+                    let mut sender = store.data().offload.finish().await;
+                    let outcome = sender.as_mut().and_then(|sender| sender.outcome.take());
+                    let state = store.data_mut();
+                    state.sender = sender;
+                    let Some(result) = outcome else {
+                        return Err(wasmtime::Error::msg("the VU's request was not launched"));
+                    };
+                    Ok((result.map(|sent| state.$finish(sent)),))
+                })
             })?;
         };
     }
     linker.allow_shadowing(true);
     let mut http = linker.instance(HTTP_INSTANCE)?;
-    send_with!(http, "send", send_full);
-    send_with!(http, "send-lean", send_without_headers);
-    send_with!(http, "send-bare", send_without_parts);
+    send_with!(http, "send", full);
+    send_with!(http, "send-lean", without_headers);
+    send_with!(http, "send-bare", without_parts);
     linker.allow_shadowing(false);
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod http;
 mod logs;
 mod metrics;
+mod offload;
 mod sandbox;
 mod stdio;
 mod vu;
@@ -15,7 +16,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
 use crate::stats::Recorder;
-pub use http::{PendingResponses, ResponseStash};
+pub use http::{Exchange, PendingResponses, ResponseStash};
+pub use offload::Offload;
 pub use sandbox::{GuestClock, GuestLimits, show_bytes};
 
 /// Per-run settings every VU's host state starts from.
@@ -42,9 +44,10 @@ pub struct VuState {
     /// How late the current iteration started against its schedule, in microseconds
     /// (open models only; `None` otherwise).
     pub late_by_us: Option<u64>,
-    http: VuClient,
-    /// The last request's strings, for the next request to fill (`http::add_sends`).
-    spare_request: Option<Box<crate::bindings::http::Request>>,
+    /// The VU's HTTP client and request, out of here while a request is (`http::add_sends`).
+    sender: Option<Box<http::Sender>>,
+    /// Where a request's exchange goes to run off the VU's fiber, driven by its task.
+    pub offload: Offload<Exchange>,
     pending: PendingResponses,
     /// The headers and bodies `send-lean` and `send-bare` left for `response-headers` and
     /// `response-body`.
@@ -75,6 +78,8 @@ impl VuState {
         wasi.envs(&shared.env)
             .stdout(stdio::GuestOutput::new(log.clone()))
             .stderr(stdio::GuestOutput::new(log.clone()));
+        let clock = GuestClock::default();
+        let sender = http::Sender::new(VuClient::new(shared.http.clone()), recorder.clone(), clock.clone());
         let mut table = ResourceTable::new();
         table.set_max_capacity(shared.limits.host.host_resources);
         Self {
@@ -84,13 +89,13 @@ impl VuState {
             iteration: 0,
             late_by_us: None,
             scenario: None,
-            http: VuClient::new(shared.http.clone()),
-            spare_request: None,
+            sender: Some(Box::new(sender)),
+            offload: Offload::default(),
             pending: PendingResponses::default(),
             kept: ResponseStash::default(),
             recorder,
             limits: shared.limits,
-            clock: GuestClock::default(),
+            clock,
             setup_data: shared.setup_data.clone(),
             env: shared.env.clone(),
             log,
@@ -114,8 +119,9 @@ impl VuState {
 
     /// Frees the HTTP client's buffers before a long wait.
     pub fn release_buffers(&mut self) {
-        self.http.release();
-        self.spare_request = None;
+        if let Some(sender) = &mut self.sender {
+            sender.release();
+        }
         self.kept = ResponseStash::default();
     }
 

@@ -16,11 +16,12 @@ pub async fn setup(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder) -
     let mut store = new_store(&plan.engine, VuState::new(0, shared, recorder));
     let mut memory = VuMemory::default();
     let clock = store.data().clock.clone();
-    let guest = guest_call(&mut memory, &clock, plan.pre.instantiate_async(&mut store))
+    let offload = store.data().offload.clone();
+    let guest = guest_call(&mut memory, &clock, &offload, plan.pre.instantiate_async(&mut store))
         .await
         .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
     let call = guest.wasmload_scenario_scenario().call_setup(&mut store);
-    let result = guest_call(&mut memory, &clock, call).await;
+    let result = guest_call(&mut memory, &clock, &offload, call).await;
     store.data_mut().settle_pending();
     match result {
         Ok(Ok(data)) => Ok(data),
@@ -35,12 +36,13 @@ pub async fn teardown(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder
     let mut store = new_store(&plan.engine, VuState::new(0, shared, recorder.clone()));
     let mut memory = VuMemory::default();
     let clock = store.data().clock.clone();
+    let offload = store.data().offload.clone();
     let run = async {
-        let guest = guest_call(&mut memory, &clock, plan.pre.instantiate_async(&mut store))
+        let guest = guest_call(&mut memory, &clock, &offload, plan.pre.instantiate_async(&mut store))
             .await
             .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
         let call = guest.wasmload_scenario_scenario().call_teardown(&mut store, shared.setup_data.as_deref());
-        let result = guest_call(&mut memory, &clock, call).await;
+        let result = guest_call(&mut memory, &clock, &offload, call).await;
         store.data_mut().settle_pending();
         match result {
             Ok(Ok(())) => Ok(()),

@@ -19,7 +19,7 @@ use super::call::guest_call;
 use super::ramp::Seat;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
-use crate::host::{GuestClock, VuState};
+use crate::host::{Exchange, GuestClock, Offload, VuState};
 use crate::limits::{HIBERNATE_BEFORE_WAIT, RELEASE_BUFFERS_BEFORE_WAIT, RELEASE_STACK_BEFORE_WAIT};
 use crate::plan::{Room, VuMemory, new_store};
 
@@ -31,6 +31,8 @@ struct Instance {
     memory: VuMemory,
     /// The guest's compute time (shared with the store's data).
     clock: GuestClock,
+    /// The store's HTTP exchanges, which the VU's calls run (shared with the store's data).
+    offload: Offload<Exchange>,
     /// Counts the instance against the process's capacity (dropped after the store).
     _room: Room,
 }
@@ -150,9 +152,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let state = instance.store.data_mut();
         state.iteration = done;
         state.late_by_us = due.map(|due| u64::try_from(started.duration_since(due).as_micros()).unwrap_or(u64::MAX));
-        let Instance { store, guest, memory, clock, .. } = &mut instance;
+        let Instance { store, guest, memory, clock, offload, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
-        let result = kill.unless(guest_call(memory, clock, call)).await;
+        let result = kill.unless(guest_call(memory, clock, offload, call)).await;
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
@@ -190,9 +192,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
     };
     if let Ended::Normally = ended {
-        let Instance { store, guest, memory, clock, .. } = &mut instance;
+        let Instance { store, guest, memory, clock, offload, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_on_stop(&mut *store);
-        let result = kill.unless(guest_call(memory, clock, call)).await;
+        let result = kill.unless(guest_call(memory, clock, offload, call)).await;
         store.data_mut().settle_pending();
         report_hook(&ctx, "on_stop", result);
     }
@@ -216,8 +218,9 @@ async fn start(id: u32, ctx: &VuContext, kill: &mut Kill) -> Option<Instance> {
     let mut store = new_store(&ctx.plan.engine, state);
     let mut memory = VuMemory::default();
     let clock = store.data().clock.clone();
+    let offload = store.data().offload.clone();
     let instantiate = ctx.plan.pre.instantiate_async(&mut store);
-    let guest = match kill.unless(guest_call(&mut memory, &clock, instantiate)).await? {
+    let guest = match kill.unless(guest_call(&mut memory, &clock, &offload, instantiate)).await? {
         Ok(guest) => guest,
         Err(e) => {
             ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.layout));
@@ -226,10 +229,10 @@ async fn start(id: u32, ctx: &VuContext, kill: &mut Kill) -> Option<Instance> {
         }
     };
     let call = guest.wasmload_scenario_scenario().call_on_start(&mut store);
-    let result = kill.unless(guest_call(&mut memory, &clock, call)).await?;
+    let result = kill.unless(guest_call(&mut memory, &clock, &offload, call)).await?;
     store.data_mut().settle_pending();
     if report_hook(ctx, "on_start", Some(result)) {
-        Some(Instance { store, guest, memory, clock, _room: room })
+        Some(Instance { store, guest, memory, clock, offload, _room: room })
     } else {
         // A user whose `on_start` fails does not run (as in Locust).
         ctx.population.failed.fetch_add(1, Ordering::Relaxed);
