@@ -156,9 +156,6 @@ pub struct Sender {
     outcome: Option<Result<Sent, HttpError>>,
 }
 
-/// A request's exchange as the VU's task runs it: the sender back, with its outcome.
-pub type Exchange = Box<Sender>;
-
 /// A response, and what the guest must settle about it: a `catch-response` request waits
 /// for the guest's verdict in the VU's `PendingResponses`; any other was recorded already.
 pub struct Sent {

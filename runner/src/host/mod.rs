@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::LoadTest;
 use crate::client::{HttpShared, VuClient};
 use crate::stats::Recorder;
-pub use http::{Exchange, PendingResponses, ResponseStash};
+pub use http::{PendingResponses, ResponseStash};
 pub use offload::Offload;
 pub use sandbox::{GuestClock, GuestLimits, show_bytes};
 
@@ -29,6 +29,13 @@ pub struct HostShared {
     pub limits: GuestLimits,
     /// What the scenario's `setup` returned, for `vu.setup-data`.
     pub setup_data: Option<Arc<str>>,
+}
+
+/// What a VU's task shares with its store's data: the guest's compute clock, which each
+/// call restarts, and the offload on which the task runs the call's HTTP exchanges.
+pub struct StoreLink {
+    pub clock: GuestClock,
+    pub offload: Offload<Box<http::Sender>>,
 }
 
 /// The data of one VU's `Store`.
@@ -47,7 +54,7 @@ pub struct VuState {
     /// The VU's HTTP client and request, out of here while a request is (`http::add_sends`).
     sender: Option<Box<http::Sender>>,
     /// Where a request's exchange goes to run off the VU's fiber, driven by its task.
-    pub offload: Offload<Exchange>,
+    offload: Offload<Box<http::Sender>>,
     pending: PendingResponses,
     /// The headers and bodies `send-lean` and `send-bare` left for `response-headers` and
     /// `response-body`.
@@ -55,7 +62,7 @@ pub struct VuState {
     recorder: Recorder,
     limits: GuestLimits,
     /// Guest compute since the VU last waited on the host.
-    pub clock: GuestClock,
+    clock: GuestClock,
     setup_data: Option<Arc<str>>,
     /// `--env` pairs, for `vu.env-vars`.
     env: Arc<[(String, String)]>,
@@ -111,6 +118,11 @@ impl VuState {
     /// compute limit.
     pub fn on_tick(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
         sandbox::on_tick(&self.clock, self.limits.cpu, crate::epoch::last_tick())
+    }
+
+    /// What the VU's task shares with this state, for its calls into the store.
+    pub fn link(&self) -> StoreLink {
+        StoreLink { clock: self.clock.clone(), offload: self.offload.clone() }
     }
 
     pub fn recorder(&self) -> &Recorder {

@@ -7,29 +7,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::host::{Exchange, GuestClock, Offload};
+use crate::host::StoreLink;
 use crate::plan::VuMemory;
 
 pin_project_lite::pin_project! {
     /// A guest call being polled on the VU's worker thread.
     pub struct GuestCall<'a, F> {
         memory: &'a mut VuMemory,
-        offload: &'a Offload<Exchange>,
+        link: &'a StoreLink,
         #[pin]
         call: F,
     }
 }
 
-/// Wraps `call`, a call into the store that `memory`, `clock` and `offload` belong to. The
-/// guest's compute budget starts afresh with each call.
-pub fn guest_call<'a, F: Future>(
-    memory: &'a mut VuMemory,
-    clock: &GuestClock,
-    offload: &'a Offload<Exchange>,
-    call: F,
-) -> GuestCall<'a, F> {
-    clock.reset();
-    GuestCall { memory, offload, call }
+/// Wraps `call`, a call into the store that `memory` and `link` belong to. The guest's
+/// compute budget starts afresh with each call.
+pub fn guest_call<'a, F: Future>(memory: &'a mut VuMemory, link: &'a StoreLink, call: F) -> GuestCall<'a, F> {
+    link.clock.reset();
+    GuestCall { memory, link, call }
 }
 
 impl<F: Future> Future for GuestCall<'_, F> {
@@ -38,7 +33,7 @@ impl<F: Future> Future for GuestCall<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         VuMemory::forget_made();
-        let polled = this.offload.drive(this.call, cx);
+        let polled = this.link.offload.drive(this.call, cx);
         this.memory.keep_made();
         polled
     }

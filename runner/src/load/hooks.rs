@@ -15,13 +15,12 @@ use crate::stats::Recorder;
 pub async fn setup(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder) -> Result<Option<String>, String> {
     let mut store = new_store(&plan.engine, VuState::new(0, shared, recorder));
     let mut memory = VuMemory::default();
-    let clock = store.data().clock.clone();
-    let offload = store.data().offload.clone();
-    let guest = guest_call(&mut memory, &clock, &offload, plan.pre.instantiate_async(&mut store))
+    let link = store.data().link();
+    let guest = guest_call(&mut memory, &link, plan.pre.instantiate_async(&mut store))
         .await
         .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
     let call = guest.wasmload_scenario_scenario().call_setup(&mut store);
-    let result = guest_call(&mut memory, &clock, &offload, call).await;
+    let result = guest_call(&mut memory, &link, call).await;
     store.data_mut().settle_pending();
     match result {
         Ok(Ok(data)) => Ok(data),
@@ -35,14 +34,13 @@ pub async fn setup(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder) -
 pub async fn teardown(plan: &LoadedPlan, shared: &HostShared, recorder: Recorder, limit: Duration) {
     let mut store = new_store(&plan.engine, VuState::new(0, shared, recorder.clone()));
     let mut memory = VuMemory::default();
-    let clock = store.data().clock.clone();
-    let offload = store.data().offload.clone();
+    let link = store.data().link();
     let run = async {
-        let guest = guest_call(&mut memory, &clock, &offload, plan.pre.instantiate_async(&mut store))
+        let guest = guest_call(&mut memory, &link, plan.pre.instantiate_async(&mut store))
             .await
             .map_err(|e| crate::plan::instantiation_error(&e, plan.layout))?;
         let call = guest.wasmload_scenario_scenario().call_teardown(&mut store, shared.setup_data.as_deref());
-        let result = guest_call(&mut memory, &clock, &offload, call).await;
+        let result = guest_call(&mut memory, &link, call).await;
         store.data_mut().settle_pending();
         match result {
             Ok(Ok(())) => Ok(()),

@@ -19,7 +19,7 @@ use super::call::guest_call;
 use super::ramp::Seat;
 use super::{Phase, VuContext, wait_after};
 use crate::bindings::LoadTest;
-use crate::host::{Exchange, GuestClock, Offload, VuState};
+use crate::host::{StoreLink, VuState};
 use crate::limits::{HIBERNATE_BEFORE_WAIT, RELEASE_BUFFERS_BEFORE_WAIT, RELEASE_STACK_BEFORE_WAIT};
 use crate::plan::{Room, VuMemory, new_store};
 
@@ -29,10 +29,9 @@ struct Instance {
     guest: LoadTest,
     /// The host stack the store's calls run on, and the guest's linear memories.
     memory: VuMemory,
-    /// The guest's compute time (shared with the store's data).
-    clock: GuestClock,
-    /// The store's HTTP exchanges, which the VU's calls run (shared with the store's data).
-    offload: Offload<Exchange>,
+    /// The guest's compute clock and the HTTP exchanges the VU's calls run (shared with the
+    /// store's data).
+    link: StoreLink,
     /// Counts the instance against the process's capacity (dropped after the store).
     _room: Room,
 }
@@ -152,9 +151,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         let state = instance.store.data_mut();
         state.iteration = done;
         state.late_by_us = due.map(|due| u64::try_from(started.duration_since(due).as_micros()).unwrap_or(u64::MAX));
-        let Instance { store, guest, memory, clock, offload, .. } = &mut instance;
+        let Instance { store, guest, memory, link, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_run_task(&mut *store, index as u32);
-        let result = kill.unless(guest_call(memory, clock, offload, call)).await;
+        let result = kill.unless(guest_call(memory, link, call)).await;
         instance.store.data_mut().settle_pending();
         let Some(result) = result else { break Ended::Abruptly };
         done += 1;
@@ -192,9 +191,9 @@ pub async fn run(id: u32, ctx: Arc<VuContext>, mut phase: watch::Receiver<Phase>
         }
     };
     if let Ended::Normally = ended {
-        let Instance { store, guest, memory, clock, offload, .. } = &mut instance;
+        let Instance { store, guest, memory, link, .. } = &mut instance;
         let call = guest.wasmload_scenario_scenario().call_on_stop(&mut *store);
-        let result = kill.unless(guest_call(memory, clock, offload, call)).await;
+        let result = kill.unless(guest_call(memory, link, call)).await;
         store.data_mut().settle_pending();
         report_hook(&ctx, "on_stop", result);
     }
@@ -217,10 +216,9 @@ async fn start(id: u32, ctx: &VuContext, kill: &mut Kill) -> Option<Instance> {
     state.scenario = ctx.scenario.clone();
     let mut store = new_store(&ctx.plan.engine, state);
     let mut memory = VuMemory::default();
-    let clock = store.data().clock.clone();
-    let offload = store.data().offload.clone();
+    let link = store.data().link();
     let instantiate = ctx.plan.pre.instantiate_async(&mut store);
-    let guest = match kill.unless(guest_call(&mut memory, &clock, &offload, instantiate)).await? {
+    let guest = match kill.unless(guest_call(&mut memory, &link, instantiate)).await? {
         Ok(guest) => guest,
         Err(e) => {
             ctx.recorder.task_error("instantiate", &crate::plan::instantiation_error(&e, ctx.plan.layout));
@@ -229,10 +227,10 @@ async fn start(id: u32, ctx: &VuContext, kill: &mut Kill) -> Option<Instance> {
         }
     };
     let call = guest.wasmload_scenario_scenario().call_on_start(&mut store);
-    let result = kill.unless(guest_call(&mut memory, &clock, &offload, call)).await?;
+    let result = kill.unless(guest_call(&mut memory, &link, call)).await?;
     store.data_mut().settle_pending();
     if report_hook(ctx, "on_start", Some(result)) {
-        Some(Instance { store, guest, memory, clock, offload, _room: room })
+        Some(Instance { store, guest, memory, link, _room: room })
     } else {
         // A user whose `on_start` fails does not run (as in Locust).
         ctx.population.failed.fetch_add(1, Ordering::Relaxed);
