@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 --manifest-path guest-examples/Cargo.toml
-# The `dist` profile (whole-program optimisation, see Cargo.toml) is what users run.
-cargo build --profile dist -p runner
+# The `dist` profile (whole-program and profile-guided optimisation) is what users run.
+scripts/build-dist.sh
 runner="${CARGO_TARGET_DIR:-target}/dist/runner"
 plan="${CARGO_TARGET_DIR:-guest-examples/target}/wasm32-wasip2/release/shop.wasm"
 exec "$runner" demo "$plan" "$@"

@@ -112,7 +112,7 @@ tools=(wrk runner)
 [[ -n "$BASELINE" ]] && tools+=(baseline)
 
 die() { echo "error: $*" >&2; exit 1; }
-[[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (cargo build --profile dist -p runner, or set RUNNER)"
+[[ -x "$RUNNER" ]] || die "runner binary not found at $RUNNER (scripts/build-dist.sh, or set RUNNER)"
 [[ -f "$PROBE" ]] || die "probe component not found at $PROBE (cargo build --release --target wasm32-wasip2 --manifest-path guest-examples/Cargo.toml, or set PROBE)"
 (( $(nproc) >= 2 )) || die "needs at least 2 cores (nginx on core 0, the load generator on core 1)"
 

@@ -6,7 +6,7 @@
 # loopback TCP path, the same for every build, and drifts with the machine); on a machine
 # whose speed drifts, only many alternating rounds compare builds.
 #
-#     tests/bench/throughput_ab.sh URL ROUNDS BIN...   e.g. http://127.0.0.1:18090 8 target/dist/runner target/pgo/runner
+#     tests/bench/throughput_ab.sh URL ROUNDS BIN...   e.g. http://127.0.0.1:18090 8 /tmp/nopgo/dist/runner target/dist/runner
 #
 # URL is a server already listening on 127.0.0.1 (run.sh's nginx config, started by hand,
 # with nginx on core 0). VUS (50), SECONDS_PER_ROUND (5), PROBE as in run.sh. Requests are the
