@@ -401,18 +401,7 @@ mod tests {
         for i in 1..=100u64 {
             let name = if i % 2 == 0 { "/a" } else { "/b" };
             let outcome = if i % 10 == 0 { Outcome::Failure("HTTP 500") } else { Outcome::Success };
-            recorder.request(&Sample {
-                method: "GET",
-                name,
-                elapsed_us: i * 1000,
-                corrected_us: None,
-                phases: None,
-                scenario: None,
-                tags: "",
-                bytes: 0,
-                status: 200,
-                outcome,
-            });
+            recorder.request(&Sample { name, outcome, ..Sample::get_ok(i * 1000) });
         }
         recorder.check("ok", true).expect("recorded");
         recorder.check("ok", false).expect("recorded");

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::custom::{CheckCount, CheckRow, MetricRow, Series, SeriesKey, tags_include};
-use super::entry::{Entry, new_histogram};
+use super::entry::{Entry, new_histogram, new_window_histogram};
 use super::recorder::{ErrorKey, Recorder, Registry, RequestKey, ScenarioShard, TaggedKey, lock};
 
 /// Percentiles shown in the summary, the same as Locust's.
@@ -67,7 +67,7 @@ impl Aggregator {
         let (recorder, registry) = Recorder::new();
         let now = Instant::now();
         let mut window = VecDeque::with_capacity(WINDOW_SECONDS + 1);
-        window.push_back(WindowSlot { at: now, requests: 0, failures: 0, latencies: new_histogram() });
+        window.push_back(WindowSlot { at: now, requests: 0, failures: 0, latencies: new_window_histogram() });
         let aggregator = Self {
             registry,
             started: now,
@@ -101,7 +101,7 @@ impl Aggregator {
 
     /// Moves everything the shards recorded since the last call into the totals.
     pub fn collect(&mut self) {
-        let mut slot = WindowSlot { at: Instant::now(), requests: 0, failures: 0, latencies: new_histogram() };
+        let mut slot = WindowSlot { at: Instant::now(), requests: 0, failures: 0, latencies: new_window_histogram() };
         for shard in self.registry.shards() {
             let mut shard = lock(&shard);
             for (key, entry) in shard.requests.iter_mut() {
@@ -303,7 +303,7 @@ impl Aggregator {
         let span = last.at.duration_since(first.at).max(Duration::from_millis(1)).as_secs_f64();
         let mut requests = 0;
         let mut failures = 0;
-        let mut latencies = new_histogram();
+        let mut latencies = new_window_histogram();
         // The first slot only marks where the window starts.
         for slot in self.window.iter().skip(1) {
             requests += slot.requests;
@@ -558,21 +558,28 @@ mod tests {
     }
 
     #[test]
+    fn live_percentiles_are_within_a_percent_and_the_totals_within_a_tenth() {
+        let (mut aggregator, recorder) = Aggregator::new();
+        // 1.000 ms .. 100.000 ms in 1,000 steps: each percentile is one of these values.
+        for i in 1..=1000u64 {
+            recorder.request(&Sample::get_ok(i * 100));
+        }
+        aggregator.collect();
+        let snap = aggregator.snapshot(0);
+        let find = |rows: &[(String, f64)], label: &str| rows.iter().find(|(l, _)| l == label).map(|(_, v)| *v);
+        for (label, exact_ms) in [("50%", 50.0), ("95%", 95.0), ("99%", 99.0)] {
+            let live = find(&snap.current_percentiles, label).expect("a live percentile");
+            let total = find(&snap.aggregated.percentiles, label).expect("a total percentile");
+            assert!((live - exact_ms).abs() <= exact_ms * 0.01, "live {label}: {live} ms, exact {exact_ms}");
+            assert!((total - exact_ms).abs() <= exact_ms * 0.001, "total {label}: {total} ms, exact {exact_ms}");
+        }
+    }
+
+    #[test]
     fn recorders_of_different_runs_do_not_mix() {
         let (mut first, rec_first) = Aggregator::new();
         let (mut second, rec_second) = Aggregator::new();
-        let sample = Sample {
-            method: "GET",
-            name: "/",
-            elapsed_us: 5,
-            corrected_us: None,
-            phases: None,
-            scenario: None,
-            tags: "",
-            bytes: 0,
-            status: 200,
-            outcome: Outcome::Success,
-        };
+        let sample = Sample::get_ok(5);
         rec_first.request(&sample);
         rec_second.request(&sample);
         rec_second.request(&sample);

@@ -4,8 +4,16 @@ use hdrhistogram::Histogram;
 
 use super::Sample;
 
-/// Significant digits kept by every latency histogram (0.1 % precision).
+/// Significant digits kept by every latency histogram of the run's totals (0.1 % precision).
 const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Significant digits of the histograms behind the live figures only (the recent window's
+/// percentiles: status line, web UI, charts): 1 % precision, as Locust's percentiles (it
+/// rounds response times to two significant figures), at an eighth of the memory. The window
+/// keeps a histogram per second for 10 s: with 3 digits, 50 VUs' RSS grew by 408 KiB from
+/// the first second to the twentieth (flat after), with 2 by 156 KiB, so that RSS after
+/// 1,000,000 requests no longer exceeds RSS after 100,000 by 6-8 % (a 9 s run against 1 s).
+const WINDOW_SIGNIFICANT_DIGITS: u8 = 2;
 
 /// Counters and latency histogram for one request name, or for the aggregate of all.
 #[derive(Clone, Debug)]
@@ -55,6 +63,12 @@ impl Default for Entry {
 pub fn new_histogram() -> Histogram<u64> {
     // 3 significant digits is within the range the constructor accepts (0..=5).
     Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid histogram precision")
+}
+
+/// An empty auto-resizing latency histogram for the recent window's live figures.
+pub fn new_window_histogram() -> Histogram<u64> {
+    // 2 significant digits is within the range the constructor accepts (0..=5).
+    Histogram::new(WINDOW_SIGNIFICANT_DIGITS).expect("2 significant digits is a valid histogram precision")
 }
 
 impl Entry {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::{Equivalent, HashMap};
 
 use super::custom::{CheckCount, MetricKind, Series, SeriesKey};
-use super::entry::{Entry, new_histogram};
+use super::entry::{Entry, new_histogram, new_window_histogram};
 use crate::client::Phases;
 use crate::limits::metric_series;
 
@@ -33,6 +33,25 @@ pub struct Sample<'a> {
     /// The response's status, 0 when no response arrived.
     pub status: u16,
     pub outcome: Outcome<'a>,
+}
+
+#[cfg(test)]
+impl Sample<'static> {
+    /// A successful `GET /` with a 200 that took `elapsed_us` (tests change what they need).
+    pub fn get_ok(elapsed_us: u64) -> Self {
+        Sample {
+            method: "GET",
+            name: "/",
+            elapsed_us,
+            corrected_us: None,
+            phases: None,
+            scenario: None,
+            tags: "",
+            bytes: 0,
+            status: 200,
+            outcome: Outcome::Success,
+        }
+    }
 }
 
 /// Whether a request counts as a success, and if not, the message for the error report.
@@ -176,7 +195,7 @@ impl Shard {
         if !sample.tags.is_empty() {
             self.record_tagged(sample, failed);
         }
-        let _ = self.window.get_or_insert_with(new_histogram).record(sample.elapsed_us.max(1));
+        let _ = self.window.get_or_insert_with(new_window_histogram).record(sample.elapsed_us.max(1));
     }
 }
 
