@@ -34,8 +34,9 @@
 #     stderr, peak RSS, and PSS, page tables and memory maps sampled 1 s after the last VU
 #     started. Skipped, saying why, when vm.max_map_count or the free memory is too small.
 #   * RSS flat in requests: the runner with 50 VUs and no wait time for exactly 100,000
-#     requests (`--iterations 2000`) and exactly 1,000,000 (`--iterations 20000`); peak RSS of
-#     both and their ratio (about 1.00 means no memory grows with the number of requests).
+#     requests (`--iterations 2000`) and exactly 1,000,000 (`--iterations 20000`), FLAT_ROUNDS
+#     times; peak RSS of each and the ratio of the medians (about 1.00 means no memory grows
+#     with the number of requests).
 #     The request count from the runner's JSON summary (`aggregated.requests`) must equal
 #     nginx's; the script prints "counts match" or a MISMATCH line.
 #   * Instructions: tests/bench/instructions.sh (RUNNER, and BASELINE beside it): the
@@ -72,6 +73,7 @@
 #   MANY_VUS=100000   idle VUs without connections in one process (0 skips it; needs
 #                     vm.max_map_count of 7 per VU and about 64 KiB of free memory per VU)
 #   FLAT=1            0 skips the RSS-vs-requests part (100,000 and 1,000,000 requests)
+#   FLAT_ROUNDS=3     rounds of that part (its ratio is of the medians of peak RSS)
 #   PACED_VUS=500     VUs of the paced part, each waiting about 1 s, then about 3 s between
 #                     requests, for 2 s and for 22 s (0 skips it)
 #   WIDE=500          connections/VUs of a second throughput part, the same but wider: how
@@ -94,6 +96,7 @@ START_VUS="${START_VUS:-10000}"
 START_ROUNDS="${START_ROUNDS:-3}"
 MANY_VUS="${MANY_VUS:-100000}"
 FLAT="${FLAT:-1}"
+FLAT_ROUNDS="${FLAT_ROUNDS:-3}"
 PACED_VUS="${PACED_VUS:-500}"
 WIDE="${WIDE:-500}"
 INSTRUCTIONS="${INSTRUCTIONS:-1}"
@@ -240,7 +243,6 @@ goal() {
     [[ "$4" == - ]] && verdict="-"
     goals+=("$(printf '%-36s %-10s %-12s %-8s %s' "$1" "$2" "$3" "$verdict" "${5:-}")")
 }
-# at_least A B / at_most A B: prints 1 if A >= B (A <= B), else 0; a missing A counts as 0.
 # at_least A B / at_most A B: prints 1 if A >= B (A <= B), else 0; an A that is not a number
 # (a figure that could not be measured, "-") is 0.
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a ~ /^[0-9.]+$/ && a + 0 >= b + 0) ? 1 : 0 }'; }
@@ -583,27 +585,34 @@ fi
 
 # --- RSS flat in the number of requests --------------------------------------------------
 if [[ "$FLAT" != 0 ]]; then
-    echo "== RSS vs. requests: 50 VUs, no wait, exactly 100,000 and 1,000,000 requests"
-    frow() { printf '%10s %10s %10s %8s %8s\n' "$@"; }
-    frow expected nginx runner "wall s" "RSS MiB"
+    echo "== RSS vs. requests: 50 VUs, no wait, exactly 100,000 and 1,000,000 requests, $FLAT_ROUNDS rounds"
+    frow() { printf '%10s %6s %10s %10s %8s %8s\n' "$@"; }
+    frow expected round nginx runner "wall s" "RSS MiB"
     declare -A flat_rss=()
     mismatches=()
-    for iterations in 2000 20000; do
-        expected=$((50 * iterations))
-        name="flat-$expected"
-        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
-            -u 50 -r 1000 --iterations "$iterations" -q --json "$tmp/$name.json"
-        must_succeed "$name" "runner with $expected requests"
-        reported="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["aggregated"]["requests"])' \
-            "$tmp/$name.json")"
-        flat_rss[$expected]="$m_rss_kib"
-        frow "$expected" "$m_requests" "$reported" "$m_wall" "$(calc '%.1f' "$m_rss_kib / 1024")"
-        if (( reported != m_requests || m_requests != expected )); then
-            mismatches+=("$expected: runner reported $reported, nginx counted $m_requests")
-        fi
+    for round in $(seq "$FLAT_ROUNDS"); do
+        for iterations in 2000 20000; do
+            expected=$((50 * iterations))
+            name="flat-$expected-$round"
+            measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+                -u 50 -r 1000 --iterations "$iterations" -q --json "$tmp/$name.json"
+            must_succeed "$name" "runner with $expected requests"
+            reported="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["aggregated"]["requests"])' \
+                "$tmp/$name.json")"
+            flat_rss[$expected]+="$m_rss_kib"$'\n'
+            frow "$expected" "$round" "$m_requests" "$reported" "$m_wall" "$(calc '%.1f' "$m_rss_kib / 1024")"
+            if (( reported != m_requests || m_requests != expected )); then
+                mismatches+=("$expected (round $round): runner reported $reported, nginx counted $m_requests")
+            fi
+        done
+    done
+    for expected in 100000 1000000; do
+        flat_rss[$expected]="$(printf '%s' "${flat_rss[$expected]}" | median)"
     done
     flat_ratio="$(calc '%.2f' "${flat_rss[1000000]} / ${flat_rss[100000]}")"
-    echo "RSS ratio 1M/100k: $flat_ratio"
+    echo "RSS ratio 1M/100k of the medians: $flat_ratio ($(calc '%.1f' "${flat_rss[1000000]} / 1024") / $(calc '%.1f' "${flat_rss[100000]} / 1024") MiB)"
+    echo "RSS: peak (GNU time). It moves by a few hundred KiB between runs of the same build (the"
+    echo "binary's pages mapped, the runner's own warm-up in its first seconds), hence the rounds."
     goal "RSS flat in requests (1M / 100k)" "<= 1.05" "$flat_ratio" "$(at_most "$flat_ratio" 1.05)"
     if (( ${#mismatches[@]} == 0 )); then
         echo "counts match (runner == nginx == 50 VUs x iterations)"
