@@ -292,14 +292,22 @@ impl VuState {
         self.offload.launch(Box::into_pin(work));
     }
 
-    /// Sends `request` in place (the generated bindings' path).
+    /// The launched request's outcome once its exchange is done (driven by the VU's task, or
+    /// polled here when no task drives the call), with the sender back in its place.
+    async fn landed(&mut self) -> wasmtime::Result<Result<Sent, HttpError>> {
+        let mut sender = self.offload.finish().await;
+        let outcome = sender.as_mut().and_then(|sender| sender.outcome.take());
+        self.sender = sender;
+        outcome.ok_or_else(|| wasmtime::Error::msg("the VU's request was not launched"))
+    }
+
+    /// Sends `request` (the generated bindings' path): launched and waited for as
+    /// `add_sends`' functions do.
     async fn send_here(&mut self, request: Request) -> Result<Sent, HttpError> {
         let mut sender = self.take_sender().map_err(|busy| HttpError::Protocol(busy.to_string()))?;
         sender.request = request;
-        let id = self.pending.next_id();
-        let result = sender.send(id, self.late_by_us, self.scenario.clone()).await;
-        self.sender = Some(sender);
-        result
+        self.launch(sender);
+        self.landed().await.unwrap_or_else(|lost| Err(HttpError::Protocol(lost.to_string())))
     }
 
     /// Takes a response in: its `catch-response` record waits for the guest.
@@ -464,13 +472,8 @@ pub fn add_sends(linker: &mut Linker<VuState>) -> wasmtime::Result<()> {
                 });
                 Box::new(async move {
                     launched?;
-                    let mut sender = store.data().offload.finish().await;
-                    let outcome = sender.as_mut().and_then(|sender| sender.outcome.take());
                     let state = store.data_mut();
-                    state.sender = sender;
-                    let Some(result) = outcome else {
-                        return Err(wasmtime::Error::msg("the VU's request was not launched"));
-                    };
+                    let result = state.landed().await?;
                     Ok((result.map(|sent| state.$finish(sent)),))
                 })
             })?;

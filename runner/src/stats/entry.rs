@@ -10,9 +10,10 @@ const SIGNIFICANT_DIGITS: u8 = 3;
 /// Significant digits of the histograms behind the live figures only (the recent window's
 /// percentiles: status line, web UI, charts): 1 % precision, as Locust's percentiles (it
 /// rounds response times to two significant figures), at an eighth of the memory. The window
-/// keeps a histogram per second for 10 s: with 3 digits, 50 VUs' RSS grew by 408 KiB from
-/// the first second to the twentieth (flat after), with 2 by 156 KiB, so that RSS after
-/// 1,000,000 requests no longer exceeds RSS after 100,000 by 6-8 % (a 9 s run against 1 s).
+/// keeps a histogram per second for 10 s: with 3 digits, 50 VUs' anonymous memory grew by
+/// 692 KiB from a run's first second to its eleventh (flat from about 20 s), with 2 by 184
+/// KiB (`tests/bench/results/2026-12-01-live-window.txt`), which the benchmark's RSS after
+/// 1,000,000 against 100,000 requests (a 9 s run against 1 s) had counted as growth.
 const WINDOW_SIGNIFICANT_DIGITS: u8 = 2;
 
 /// Counters and latency histogram for one request name, or for the aggregate of all.
