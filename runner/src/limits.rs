@@ -142,6 +142,11 @@ pub const COMPACT_RESERVATION: u64 = 256 << 20;
 /// exhausted") well before the 2 MiB host stack its calls run on (see `plan::stacks`).
 pub const MAX_WASM_STACK: usize = 512 * 1024;
 
+/// The host stack a VU's calls run on (wasmtime's default, set so that the room kept for it
+/// below the VU's memory, `plan::memories`, is known to fit it). Only the pages a call
+/// touches are memory.
+pub const ASYNC_STACK: usize = 2 << 20;
+
 /// Bytes of a request URL. Servers commonly refuse more than 8 KiB.
 pub const MAX_URL_BYTES: usize = 8 * 1024;
 

@@ -468,6 +468,8 @@ pub fn collect(mut child: Child, json: tempfile::TempPath, limit: Duration) -> R
 /// One mapping of a process, from `/proc/PID/smaps`.
 #[derive(Debug, Clone)]
 pub struct Mapping {
+    /// The first address.
+    pub start: u64,
     /// `rw-p`, `---p`, ...
     pub perms: String,
     /// Bytes.
@@ -490,7 +492,7 @@ pub fn smaps(pid: u32) -> Vec<Mapping> {
         {
             let perms = words.next().unwrap_or_default().to_owned();
             let path = words.nth(3).unwrap_or_default().to_owned();
-            maps.push(Mapping { perms, size: end - start, rss_kib: 0, path });
+            maps.push(Mapping { start, perms, size: end - start, rss_kib: 0, path });
         } else if first == "Rss:"
             && let Some(last) = maps.last_mut()
         {

@@ -81,7 +81,7 @@ const VUS: usize = 8;
 
 /// Runs `VUS` probe VUs that log in, then run two tasks `wait_ms` apart, checking every status
 /// and body, the cookie jar and the gaps. Returns how many VU host stacks held no resident
-/// page while the VUs waited.
+/// page while the VUs waited (`released_stacks`).
 fn users_release_during_waits_and_keep_working(wait_ms: u64) -> usize {
     let server = Server::start();
     let (child, json) = Runner::run(guests::PROBE)
@@ -127,20 +127,34 @@ fn users_release_during_waits_and_keep_working(wait_ms: u64) -> usize {
 }
 
 /// How many host stacks of VUs in process `pid` hold no resident page, from
-/// `/proc/PID/smaps`: a read-write anonymous mapping of 2 MiB right after a one-page
-/// inaccessible one (its guard; `plan::stacks`). Threads' own stacks look alike but are in
-/// use, so always hold pages.
+/// `/proc/PID/smaps` and `/proc/PID/pagemap`: a read-write anonymous mapping of 2 MiB right
+/// after a one-page inaccessible one (its guard; `plan::stacks`), or the first 2 MiB of a
+/// mapping of the plan's memory image after an inaccessible one (the room below the VU's
+/// memory, `plan::memories`). Threads' own stacks look alike but are in use, so always hold
+/// pages.
 fn released_stacks(pid: u32) -> usize {
+    const STACK: u64 = 2 << 20;
+    let pagemap = std::fs::File::open(format!("/proc/{pid}/pagemap")).expect("open pagemap");
+    // Whether no page of `[start, start + STACK)` is resident (bit 63 of each entry).
+    let none_present = |start: u64| {
+        let mut entries = vec![0u8; (STACK / 4096 * 8) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&pagemap, &mut entries, start / 4096 * 8).expect("read pagemap");
+        entries.chunks_exact(8).all(|e| u64::from_ne_bytes(e.try_into().expect("8 bytes")) >> 63 == 0)
+    };
     smaps(pid)
         .windows(2)
+        .filter(|pair| pair[0].perms.starts_with("---") && pair[1].perms.starts_with("rw"))
         .filter(|pair| {
-            let (guard, stack) = (&pair[0], &pair[1]);
-            guard.perms.starts_with("---")
-                && guard.size == 4096
-                && stack.perms.starts_with("rw")
-                && stack.size == 2 << 20
+            let stack = &pair[1];
+            if stack.path.is_empty() {
+                // A stack mapped on its own: a guard page, then the stack.
+                pair[0].size == 4096 && stack.size == STACK && stack.rss_kib == 0
+            } else {
+                // A stack in the room below its VU's memory: after a guard, the first 2 MiB of
+                // the mapping of the plan's memory image, the memory after it.
+                stack.path.contains("wasmload-memory-image") && stack.size > STACK && none_present(stack.start)
+            }
         })
-        .filter(|pair| pair[1].path.is_empty() && pair[1].rss_kib == 0)
         .count()
 }
 

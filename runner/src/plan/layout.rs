@@ -10,8 +10,9 @@
 //!   `HIBERNATE_IMAGES_UP_TO` (every Rust plan) has its image mapped into memories the
 //!   runner makes (`memories`), so that its idle VUs can hibernate: they then keep a few
 //!   hundred bytes of their memory instead of about 30 KiB. Such a memory costs as many maps
-//!   as a copied one (its accessible part and the rest), so for those plans only stacks are
-//!   carved.
+//!   as a copied one (its accessible part and the rest), and its VU's own host stack goes in
+//!   the room below it, in the same mapping (`memories::take_room`), at no map of its own:
+//!   for those plans carving stacks saves no maps.
 //! - address space (128 TiB for a 64-bit Linux process): by default wasmtime reserves 4 GiB
 //!   plus a 32 MiB guard for every linear memory, so that compiled code needs no bounds
 //!   checks; that fills the address space at about 32,000 VUs (measured: 32,232 started, the
@@ -47,7 +48,10 @@ pub enum MemoryImages {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StackMaps {
     /// A mapping of its own, guard page by `mprotect`: two memory maps per VU (and a third
-    /// where it splits a neighbour), and an idle VU's stack keeps no page tables.
+    /// where it splits a neighbour), and an idle VU's stack keeps no page tables. Where the
+    /// runner maps the plan's image into the VU's memory (`MemoryImages::Mapped`), the room
+    /// below that memory instead, in the memory's mapping: no map of its own, and its top
+    /// pages share the memory's page-table page.
     Own,
     /// Carved from an arena, guard page by `MADV_GUARD_INSTALL` (Linux 6.13+): no memory
     /// map, but the guard keeps a 4 KiB page-table page per VU (measured: 12.1 against 8.2
@@ -57,16 +61,19 @@ pub enum StackMaps {
 
 /// Memory maps one VU costs, measured for a Rust plan (marginal maps between 1,000 and
 /// 3,000 or 5,000 idle VUs: 6.99 and 4.02 with wasmtime's copy-on-write, own and carved
-/// stacks; 4.00 with images mapped and own stacks, the memory's accessible part one mapping
-/// of the image's memfd (`memories`; 5.00 before); 4.93 and 1.93 copied), rounded up.
+/// stacks; 2.00 with images mapped and own stacks, the memory's accessible part and the stack
+/// below it one mapping of the image's memfd, the guard page before them merged with the
+/// inaccessible end of the next reservation (`memories`; 4.00 with stacks mapped on their
+/// own, 5.00 before that); 4.93 and 1.93 copied), rounded up.
 /// Carved, a VU leaves no spare maps when the kernel refuses it, and the runner's own maps
 /// grow with the VUs (arenas, heap: 40,560 maps for 20,000 copied VUs with carved stacks),
-/// so those are rounded up by one more, and so is the exact 4.00.
+/// so those are rounded up by one more, and so is the exact 2.00 (where reservations are
+/// not next to each other, the guard page is a map of its own).
 fn maps_per_vu(images: MemoryImages, stacks: StackMaps) -> u64 {
     match (images, stacks) {
         (MemoryImages::CopyOnWrite, StackMaps::Own) => 7,
         (MemoryImages::CopyOnWrite, StackMaps::Carved) => 5,
-        (MemoryImages::Mapped, StackMaps::Own) => 5,
+        (MemoryImages::Mapped, StackMaps::Own) => 3,
         (MemoryImages::Mapped, StackMaps::Carved) => 3,
         (MemoryImages::Copied, StackMaps::Own) => 5,
         (MemoryImages::Copied, StackMaps::Carved) => 3,
@@ -91,9 +98,10 @@ impl Reservation {
         }
     }
 
-    /// Address space one VU takes: the reservation and the guard after it.
+    /// Address space one VU takes: the reservation, the guard after it, and its host stack
+    /// (in the room before the memory, with the bytes that align them: `memories`).
     fn per_vu(self) -> u64 {
-        self.bytes().unwrap_or(FULL_RESERVATION) + GUARD
+        self.bytes().unwrap_or(FULL_RESERVATION) + GUARD + STACK_ROOM
     }
 }
 
@@ -122,10 +130,11 @@ impl Layout {
         let users = users.map_or(0, u64::from);
         let carved = if can_carve { StackMaps::Carved } else { StackMaps::Own };
         // Each fits more VUs than the one before; the last fits the most. Small images the
-        // runner maps cost no more maps than copied ones (`maps_per_vu`), so they stay mapped.
+        // runner maps cost no more maps than copied ones, and own stacks then go in the room
+        // below the memory at no map of their own (`maps_per_vu`): nothing fits more.
         let (choices, most): (&[_], _) = if small_images {
-            let most = (MemoryImages::Mapped, carved);
-            (&[(MemoryImages::Mapped, StackMaps::Own), most], most)
+            let most = (MemoryImages::Mapped, StackMaps::Own);
+            (&[most], most)
         } else {
             let most = (MemoryImages::Copied, carved);
             (&[(MemoryImages::CopyOnWrite, StackMaps::Own), (MemoryImages::CopyOnWrite, carved), most], most)
@@ -256,6 +265,9 @@ const FULL_RESERVATION: u64 = 4 << 30;
 /// wasmtime's default guard after a linear memory on 64-bit hosts.
 const GUARD: u64 = 32 << 20;
 
+/// Address space a VU's host stack takes with its memory, at most (`memories::Region::new`).
+const STACK_ROOM: u64 = 4 << 20;
+
 /// The address space VU memories may take: a 64-bit Linux process has 128 TiB, and the
 /// runner's own heap, stacks and code take a little of it.
 const ADDRESS_SPACE: u64 = 126 << 40;
@@ -295,7 +307,7 @@ mod tests {
     fn capacity_leaves_room_for_the_runner_and_carving_and_copying_fit_more() {
         assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Own), 9_332);
         assert_eq!(maps_capacity(65_530, MemoryImages::CopyOnWrite, StackMaps::Carved), 13_066);
-        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Own), 13_066);
+        assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Own), 21_776);
         assert_eq!(maps_capacity(65_530, MemoryImages::Mapped, StackMaps::Carved), 21_776);
         assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Own), 13_066);
         assert_eq!(maps_capacity(65_530, MemoryImages::Copied, StackMaps::Carved), 21_776);
@@ -321,18 +333,16 @@ mod tests {
     }
 
     #[test]
-    fn small_images_are_mapped_by_the_runner_then_stacks_carved() {
+    fn small_images_are_mapped_by_the_runner_with_stacks_in_the_room_below() {
         let at = |users: u32| {
             let l = Layout::choose(Some(users), Some(65_530), true, true);
             (l.images, l.stacks, l.notes().len())
         };
         use MemoryImages::Mapped;
-        use StackMaps::{Carved, Own};
+        use StackMaps::Own;
         assert_eq!(at(1), (Mapped, Own, 0));
-        assert_eq!(at(13_066), (Mapped, Own, 0));
-        assert_eq!(at(13_067), (Mapped, Carved, 1));
-        assert_eq!(at(21_776), (Mapped, Carved, 1));
-        assert_eq!(at(21_777), (Mapped, Carved, 1), "copying the images would fit no more");
+        assert_eq!(at(21_776), (Mapped, Own, 0));
+        assert_eq!(at(21_777), (Mapped, Own, 0), "carving stacks or copying images would fit no more");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
-use crate::limits::{DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
+use crate::limits::{ASYNC_STACK, DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
 pub use layout::{Layout, MemoryImages, Room, StackMaps, instantiation_error};
 pub use vu_memory::VuMemory;
@@ -67,6 +67,7 @@ pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::R
     config.parallel_compilation(plan_size > PARALLEL_COMPILE_ABOVE);
     config.epoch_interruption(!crate::limits::limits_off_for_benchmark());
     config.max_wasm_stack(MAX_WASM_STACK);
+    config.async_stack_size(ASYNC_STACK);
     config.wasm_component_model(true);
     config.memory_init_cow(layout.images == MemoryImages::CopyOnWrite);
     let image = match layout.images {
@@ -76,7 +77,9 @@ pub fn engine(layout: Layout, plan_size: u64, image: Option<&[u8]>) -> anyhow::R
     };
     let mut image_mapped = false;
     if let Some(image) = image {
-        let memories = memories::Memories::new(image);
+        // Own stacks go in the room below their VU's memory where it maps the image.
+        let room = (layout.stacks == StackMaps::Own).then_some(ASYNC_STACK);
+        let memories = memories::Memories::new(image, room);
         image_mapped = memories.maps_image();
         config.with_host_memory(Arc::new(memories));
     }

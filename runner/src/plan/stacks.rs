@@ -5,8 +5,9 @@
 //! before the connect future was boxed, see `client`; measured with `mincore`), and those
 //! pages would stay resident for the life of the VU: with thousands of VUs sitting in long
 //! wait times, stacks were a third of the runner's memory. These stacks are guarded like
-//! wasmtime's own (each its own mapping, or carved from shared arenas when the kernel's map
-//! limit binds: `stack_arena`, `layout`), but each one is shared (`Arc`) with the VU that
+//! wasmtime's own (each in the room below its VU's memory where the runner maps the plan's
+//! image, `memories::take_room`, else its own mapping, or carved from shared arenas when the
+//! kernel's map limit binds: `stack_arena`, `layout`), but each one is shared (`Arc`) with the VU that
 //! uses it, so the VU can drop the stack's pages (`madvise(MADV_DONTNEED)`) before a long
 //! wait. The next call faults them back in, zeroed.
 //!
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use wasmtime::{StackCreator, StackMemory};
 
 use super::give_back::give_back;
+use super::memories;
 use super::stack_arena::{self, page_size};
 
 /// Makes the fiber stacks of every store of the engine.
@@ -37,23 +39,39 @@ pub struct Stacks {
     pub carve: bool,
 }
 
-/// One stack: a guard page at the bottom, then the usable stack. Carved from an arena
+/// One stack: a guard page at the bottom, then the usable stack. In the room below its VU's
+/// memory (`memories::take_room`) where the VU offers one, else carved from an arena
 /// (`stack_arena`) when the layout asks and the kernel allows, else a mapping of its own.
 #[derive(Debug)]
 struct Region {
     base: usize,
     len: usize,
     page: usize,
-    carved: bool,
+    place: Place,
+}
+
+/// Where a stack's pages come from, and so what dropping it does.
+#[derive(Debug)]
+enum Place {
+    /// A mapping of its own, unmapped on drop.
+    Own,
+    /// Carved from an arena, given back to it on drop.
+    Carved,
+    /// The room below a VU memory, unmapped with that memory's reservation once neither
+    /// the memory nor the stack holds it.
+    Room { _memory: Arc<memories::Region> },
 }
 
 impl Region {
     fn new(size: usize, carve: bool) -> anyhow::Result<Self> {
         let page = page_size();
+        if let Some((room, memory)) = memories::take_room(size) {
+            return Ok(Self { base: room.start, len: room.len(), page, place: Place::Room { _memory: memory } });
+        }
         let usable = size.div_ceil(page).max(1) * page;
         let len = usable + page;
         if carve && let Some(base) = stack_arena::take(len, page)? {
-            return Ok(Self { base, len, page, carved: true });
+            return Ok(Self { base, len, page, place: Place::Carved });
         }
         // SAFETY: a fresh private anonymous mapping at an address of the kernel's choice.
         let base = unsafe {
@@ -62,7 +80,7 @@ impl Region {
         if base == libc::MAP_FAILED {
             anyhow::bail!("cannot map a {len}-byte VU stack: {}", std::io::Error::last_os_error());
         }
-        let region = Self { base: base as usize, len, page, carved: false };
+        let region = Self { base: base as usize, len, page, place: Place::Own };
         // SAFETY: the range lies inside the mapping just made; only the guard page stays
         // inaccessible.
         let made_usable = unsafe {
@@ -88,13 +106,17 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        if self.carved {
-            // The next stack taken from the arena starts zeroed, like a new mapping.
-            self.empty();
-            stack_arena::give_back(self.base);
-        } else {
-            // SAFETY: the mapping was made in `new` and this is its last owner.
-            unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        match self.place {
+            Place::Carved => {
+                // The next stack taken from the arena starts zeroed, like a new mapping.
+                self.empty();
+                stack_arena::give_back(self.base);
+            }
+            Place::Own => {
+                // SAFETY: the mapping was made in `new` and this is its last owner.
+                unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+            }
+            Place::Room { .. } => {}
         }
     }
 }
@@ -123,7 +145,9 @@ thread_local! {
     static MADE: RefCell<Option<Arc<Region>>> = const { RefCell::new(None) };
 }
 
-// SAFETY: every stack is a fresh, zero-filled mapping with a guard page below it.
+// SAFETY: every stack is fresh and zero-filled with a guard page below it: a mapping of its
+// own, a part of an arena given back zeroed, or a room below a memory (`memories::take_room`:
+// the memfd's hole, mapped only by that room, which is taken once).
 unsafe impl StackCreator for Stacks {
     fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
         let region = Arc::new(Region::new(size, self.carve).map_err(|e| wasmtime::Error::msg(e.to_string()))?);
@@ -137,6 +161,11 @@ unsafe impl StackCreator for Stacks {
 pub struct VuStack(Option<Arc<Region>>);
 
 impl VuStack {
+    /// Whether the VU's store has made its stack yet.
+    pub fn made(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// The stack's usable pages, to give back to the kernel (`give_back`) between calls
     /// into the VU's store (no call future of that store alive): the stack holds nothing
     /// then, and the next call starts on fresh zeroed pages.
@@ -198,6 +227,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_stack_in_the_room_below_its_memory_is_guarded_zeroed_and_outlives_the_memory() {
+        use wasmtime::{MemoryCreator, MemoryType};
+        let size = 64 * 1024;
+        let creator = memories::Memories::new(Some(&[1; 100]), Some(size));
+        memories::forget_made();
+        let memory = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("m");
+        let base = memory.as_ptr() as usize;
+        let mut vu = memories::VuMemories::default();
+        vu.keep_made();
+        // Not offered: a stack of its own.
+        let own = Stacks { carve: false }.new_stack(size, false).expect("stack");
+        assert_ne!(own.range().end, base);
+        vu.offer_room();
+        let stack = Stacks { carve: false }.new_stack(size, false).expect("stack");
+        let (range, page) = (stack.range(), page_size());
+        assert_eq!(range, base - size..base, "the stack ends where the memory starts");
+        assert_eq!(stack.guard_range(), (base - size - page) as *mut u8..(base - size) as *mut u8);
+        assert!(faults(base - size - 1), "the guard page below it faults");
+        // SAFETY: the memory's first byte, which maps the image.
+        assert_eq!(unsafe { (base as *const u8).read_volatile() }, 1);
+        let word = (range.end - 8) as *mut u64;
+        // SAFETY: inside the stack's usable range, zero-filled, which nothing runs on.
+        assert_eq!(unsafe { word.read_volatile() }, 0);
+        unsafe { word.write_volatile(0xfeed) };
+        assert_eq!(unsafe { (base as *const u8).read_volatile() }, 1, "the memory is untouched");
+        // A room is taken once.
+        vu.offer_room();
+        assert_ne!(Stacks { carve: false }.new_stack(size, false).expect("stack").range(), range);
+        // SAFETY: nothing runs on the stack.
+        unsafe { give_back(std::slice::from_ref(&range)) };
+        assert_eq!(unsafe { word.read_volatile() }, 0, "given back, it reads as zeroes");
+        // The memory gone, the stack's pages stay mapped for as long as it lives.
+        drop((memory, vu));
+        unsafe { word.write_volatile(7) };
+        assert_eq!(unsafe { word.read_volatile() }, 7);
+        memories::forget_made();
+        MADE.with(|made| made.borrow_mut().take());
     }
 
     #[test]
