@@ -33,7 +33,6 @@ impl<F: Future> Future for GuestCall<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         VuMemory::forget_made();
-        this.memory.offer_room();
         let polled = this.link.offload.drive(this.call, cx);
         this.memory.keep_made();
         polled

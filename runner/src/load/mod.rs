@@ -244,7 +244,6 @@ async fn start_share(
         vus.spawn(vu::run(id, context.clone(), phase.clone(), work()));
         reap_finished(&mut vus, &context);
         queue_behind().await;
-        crate::plan::populate_heap_growth();
     }
     while let Some(result) = vus.join_next().await {
         reaped(&context, result);

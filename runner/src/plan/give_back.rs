@@ -116,8 +116,8 @@ fn own_pidfd() -> Option<&'static OwnedFd> {
 }
 
 /// Writes in the pages glibc's main heap grew by since the last call on this thread (`brk`),
-/// in one call, instead of one page fault each as malloc first touches them. The spawner
-/// calls it after each VU it starts: with one worker, VUs allocate from the main arena
+/// in one call, instead of one page fault each as malloc first touches them. Each VU calls
+/// it once instantiated (whatever started it): with one worker, VUs allocate from the main arena
 /// (`load::workers`), which grows 128 KiB at a time, and each VU started keeps about 12 KiB
 /// there (wasmtime's store, instances and module registry, tokio's task), new pages at
 /// start. Measured (`release`, 10,000 VUs at once on one core, `start_counts.sh` and

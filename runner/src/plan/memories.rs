@@ -181,28 +181,22 @@ impl Drop for Image {
 thread_local! {
     /// The memories made on this thread since the last [`forget_made`].
     static MADE: RefCell<Vec<Arc<Region>>> = const { RefCell::new(Vec::new()) };
-    /// The memory whose room the VU polled on this thread offers its first host stack
-    /// (`VuMemories::offer_room`, [`take_room`]).
-    static OFFERED: RefCell<Option<Arc<Region>>> = const { RefCell::new(None) };
 }
 
-/// Forgets memories made, and the room offered, on this thread outside a VU's call (by
-/// `describe`).
+/// Forgets memories made on this thread outside a VU's call (by `describe`).
 pub fn forget_made() {
     MADE.with(|made| made.borrow_mut().clear());
-    OFFERED.with(|offered| offered.borrow_mut().take());
 }
 
-/// Takes the room offered on this thread (`VuMemories::offer_room`), or else the one below
-/// the first memory made on it since [`forget_made`], for a host stack of
-/// `size` bytes, if it is large enough: the room's range (a guard page, then the stack,
-/// ending where the memory starts) and the memory that owns it, which stays mapped as long
-/// as the stack holds it. A room is taken at most once.
+/// Takes the room below the first memory made on this thread since [`forget_made`] for a
+/// host stack of `size` bytes, if it is large enough: the room's range (a guard page, then
+/// the stack, ending where the memory starts) and the memory that owns it, which stays
+/// mapped as long as the stack holds it. A room is taken at most once. wasmtime makes a
+/// store's stack as it instantiates (to run the start functions), in the same poll of the
+/// VU's call as its memories, so the memory is the VU's own (checked with `strace`: of 300
+/// VUs, none mapped a stack of its own).
 pub fn take_room(size: usize) -> Option<(Range<usize>, Arc<Region>)> {
-    // wasmtime makes a store's stack as it instantiates (to run the start functions), in
-    // the same poll as its memories: then the room is the first memory's made since.
-    let offered = OFFERED.with(|offered| offered.borrow_mut().take());
-    let region = offered.or_else(|| MADE.with(|made| made.borrow().first().cloned()))?;
+    let region = MADE.with(|made| made.borrow().first().cloned())?;
     let fits = region.room.len() >= pages_for(size) + page_size();
     (fits && !region.room_taken.swap(true, Ordering::Relaxed)).then(|| (region.room.clone(), region))
 }
@@ -249,9 +243,9 @@ pub struct Region {
     /// moves. Empty where the memory maps no image.
     room: Range<usize>,
     room_taken: AtomicBool,
-    /// Where the reservation made in `new` starts: inaccessible bytes before the room, if
-    /// any (see `Region::new`); `room.start` then.
-    lead: usize,
+    /// Where the reservation made in `new` starts: `room.start`, or before it the
+    /// inaccessible bytes that place the memory (see `Region::new`).
+    reserved_at: usize,
     /// Inaccessible bytes reserved after the guard (see `Region::new`).
     tail: AtomicUsize,
     /// Bytes from `base` that map the image's memfd (as one mapping); anonymous after.
@@ -444,7 +438,7 @@ impl Region {
             guard,
             room: start..base,
             room_taken: AtomicBool::new(false),
-            lead: reserved,
+            reserved_at: reserved,
             tail: AtomicUsize::new(len - wanted),
             file: AtomicUsize::new(mapped),
             references,
@@ -662,12 +656,12 @@ impl Drop for Region {
     fn drop(&mut self) {
         let (mut start, len) = (self.base(), self.capacity() + self.guard + self.tail.load(Ordering::Relaxed));
         if self.room.end == start {
-            start = self.lead;
-        } else if self.room.end > self.lead {
+            start = self.reserved_at;
+        } else if self.room.end > self.reserved_at {
             // SAFETY: the start of the reservation made in `new`, with the room, left in
             // place when the memory moved; the stack in it, if any, held this region and is
             // gone.
-            unsafe { libc::munmap(self.lead as *mut libc::c_void, self.room.end - self.lead) };
+            unsafe { libc::munmap(self.reserved_at as *mut libc::c_void, self.room.end - self.reserved_at) };
         }
         // SAFETY: the reservation made in `new` (or `grow_to`), with what is before the
         // memory if it did not move; this is its last owner.
@@ -731,22 +725,9 @@ pub struct VuMemories {
 }
 
 impl VuMemories {
-    /// Keeps the memories made on this thread since [`forget_made`], and withdraws the room
-    /// offered by [`VuMemories::offer_room`].
+    /// Keeps the memories made on this thread since [`forget_made`].
     pub fn keep_made(&mut self) {
         take_made(&mut self.regions);
-        OFFERED.with(|offered| offered.borrow_mut().take());
-    }
-
-    /// Offers the room below the VU's first memory (if it has one, not yet taken) to the
-    /// host stack made on this thread until [`VuMemories::keep_made`] ([`take_room`]): call
-    /// it before polling a call into the VU's store that has no stack yet.
-    pub fn offer_room(&self) {
-        if let Some(region) =
-            self.regions.first().filter(|r| !r.room.is_empty() && !r.room_taken.load(Ordering::Relaxed))
-        {
-            OFFERED.with(|offered| *offered.borrow_mut() = Some(region.clone()));
-        }
     }
 
     /// Once in the VU's life, before its first wait of a second or more: adds to `ranges`

@@ -161,11 +161,6 @@ unsafe impl StackCreator for Stacks {
 pub struct VuStack(Option<Arc<Region>>);
 
 impl VuStack {
-    /// Whether the VU's store has made its stack yet.
-    pub fn made(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// The stack's usable pages, to give back to the kernel (`give_back`) between calls
     /// into the VU's store (no call future of that store alive): the stack holds nothing
     /// then, and the next call starts on fresh zeroed pages.
@@ -234,17 +229,18 @@ mod tests {
         use wasmtime::{MemoryCreator, MemoryType};
         let size = 64 * 1024;
         let creator = memories::Memories::new(Some(&[1; 100]), Some(size));
+        // No memory made on this thread since `forget_made`: a stack of its own.
         memories::forget_made();
+        let own = Stacks { carve: false }.new_stack(size, false).expect("stack");
         let memory = creator.new_memory(MemoryType::new(1, None), 1 << 16, None, Some(1 << 20), 1 << 16).expect("m");
         let base = memory.as_ptr() as usize;
-        let mut vu = memories::VuMemories::default();
-        vu.keep_made();
-        // Not offered: a stack of its own.
-        let own = Stacks { carve: false }.new_stack(size, false).expect("stack");
         assert_ne!(own.range().end, base);
-        vu.offer_room();
+        // Made after the memory, as wasmtime makes a store's: in its room, which is taken once.
         let stack = Stacks { carve: false }.new_stack(size, false).expect("stack");
         let (range, page) = (stack.range(), page_size());
+        assert_ne!(Stacks { carve: false }.new_stack(size, false).expect("stack").range(), range);
+        let mut vu = memories::VuMemories::default();
+        vu.keep_made();
         assert_eq!(range, base - size..base, "the stack ends where the memory starts");
         assert_eq!(stack.guard_range(), (base - size - page) as *mut u8..(base - size) as *mut u8);
         assert!(faults(base - size - 1), "the guard page below it faults");
@@ -255,9 +251,6 @@ mod tests {
         assert_eq!(unsafe { word.read_volatile() }, 0);
         unsafe { word.write_volatile(0xfeed) };
         assert_eq!(unsafe { (base as *const u8).read_volatile() }, 1, "the memory is untouched");
-        // A room is taken once.
-        vu.offer_room();
-        assert_ne!(Stacks { carve: false }.new_stack(size, false).expect("stack").range(), range);
         // SAFETY: nothing runs on the stack.
         unsafe { give_back(std::slice::from_ref(&range)) };
         assert_eq!(unsafe { word.read_volatile() }, 0, "given back, it reads as zeroes");

@@ -24,15 +24,6 @@ impl VuMemory {
         memories::forget_made();
     }
 
-    /// Until the VU's store has made its host stack, offers it the room below the VU's
-    /// memory (`memories::take_room`): call it right before polling the VU's call, after
-    /// [`VuMemory::forget_made`].
-    pub fn offer_room(&self) {
-        if !self.stack.made() {
-            self.memories.offer_room();
-        }
-    }
-
     /// Keeps what was made on this thread since [`VuMemory::forget_made`]: call it right
     /// after polling the VU's call, before another task runs on the thread.
     pub fn keep_made(&mut self) {
