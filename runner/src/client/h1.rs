@@ -52,6 +52,22 @@ impl Io {
         }
     }
 
+    /// Sends `data` on a plain connection at once, without asking the runtime whether the
+    /// socket is writable: `None` for TLS, whose bytes go through rustls. tokio's
+    /// `poll_write` tries the socket only once its event loop has reported it writable, and
+    /// it has not for a connection just opened (`tcp::connect` does not wait for it), so a
+    /// new connection's first request would wait a turn of the event loop, while the
+    /// server, woken by the new connection, accepts it, finds nothing to read and goes back
+    /// to sleep, to be woken again by the request. Sent here, the request is already there
+    /// when the server accepts. `MSG_NOSIGNAL` as tokio's own writes: a closed peer is an
+    /// error, not a signal.
+    fn send_now(&self, data: &[u8]) -> Option<io::Result<usize>> {
+        match self {
+            Self::Plain(tcp) => Some(socket2::SockRef::from(tcp).send_with_flags(data, libc::MSG_NOSIGNAL)),
+            Self::Tls(_) => None,
+        }
+    }
+
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Plain(_) => Poll::Ready(Ok(())),
@@ -313,6 +329,17 @@ impl Conn {
     /// here does not make the request safe to send again.
     async fn write_all(&mut self, mut data: &[u8], sent_before: bool, deadlines: &Deadlines) -> Result<(), Failure> {
         let mut sent_any = sent_before;
+        match self.io.send_now(data) {
+            Some(Ok(0)) => return Err(send_failed(sent_any, &io::ErrorKind::WriteZero.into())),
+            Some(Ok(n)) => {
+                sent_any = true;
+                data = &data[n..];
+            }
+            // A full send buffer (or a handshake still going on): wait as usual.
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Some(Err(e)) => return Err(send_failed(sent_any, &e)),
+            None => {}
+        }
         while !data.is_empty() {
             let Self { io, timer, .. } = self;
             let written = match timer.within(deadlines.request, |cx| io.poll_write(cx, data)).await {

@@ -396,14 +396,23 @@ impl VuClient {
         Ok((self.open(origin, deadlines).await?, false))
     }
 
-    /// Opens a connection in a task of its own: connecting and the TLS handshake go deep
-    /// into tokio and rustls, and run on the worker's stack instead of touching pages of the
-    /// VU's fiber stack, which wasmtime keeps for the VU's whole life.
+    /// Opens a connection. The TLS handshake goes deep into rustls, so an https connection
+    /// is opened in a task of its own, on the worker's stack instead of touching pages of
+    /// the VU's fiber stack, which wasmtime keeps for the VU's whole life. A plain one is
+    /// opened here: a task of its own would hand the connection back only after the tasks
+    /// queued meanwhile (at the start, VUs instantiating), and the server, woken by the new
+    /// connection, would accept it and go back to sleep before the request came.
     async fn open(&self, origin: &Origin, deadlines: &h1::Deadlines) -> Result<h1::Conn, SendError> {
         // Boxed first: `spawn` passes its future by value through several calls, and each
         // copy of this future would land on the fiber stack (measured: 6 more pages).
-        let connect = tokio::spawn(Box::pin(connect(self.shared.clone(), origin.clone(), *deadlines)));
-        let io = connect.await.map_err(|_| SendError::Connect(format!("connecting to {origin} was interrupted")))??;
+        let connect = Box::pin(connect(self.shared.clone(), origin.clone(), *deadlines));
+        let io = if origin.https {
+            tokio::spawn(connect)
+                .await
+                .map_err(|_| SendError::Connect(format!("connecting to {origin} was interrupted")))??
+        } else {
+            connect.await?
+        };
         Ok(h1::Conn::new(io))
     }
 
