@@ -541,12 +541,22 @@ impl Region {
         if pages.is_empty() {
             return Some(Vec::new());
         }
-        let mut entries = vec![0u8; pages.len() * 8];
-        let at = (self.base() / page + pages.start) * 8;
-        std::os::unix::fs::FileExt::read_exact_at(pagemap, &mut entries, at as u64).ok()?;
-        let entries = entries.chunks_exact(8).map(|e| u64::from_ne_bytes(e.try_into().unwrap_or_default()));
-        // Bit 63: present; bit 61: a file page (here the image's, not yet written).
-        Some(pages.zip(entries).filter(|(_, e)| e >> 63 == 1).map(|(i, e)| (i, (e >> 61) & 1 == 0)).collect())
+        thread_local! {
+            /// The pagemap entries read last, kept for the next read: a VU going idle reads
+            /// its memory's every time, and starting VUs go idle one after another.
+            static ENTRIES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        ENTRIES.with_borrow_mut(|entries| {
+            entries.clear();
+            entries.resize(pages.len() * 8, 0);
+            let at = (self.base() / page + pages.start) * 8;
+            std::os::unix::fs::FileExt::read_exact_at(pagemap, entries, at as u64).ok()?;
+            let entries = || entries.chunks_exact(8).map(|e| u64::from_ne_bytes(e.try_into().unwrap_or_default()));
+            // Bit 63: present; bit 61: a file page (here the image's, not yet written).
+            let mut present = Vec::with_capacity(entries().filter(|e| e >> 63 == 1).count());
+            present.extend(pages.zip(entries()).filter(|(_, e)| e >> 63 == 1).map(|(i, e)| (i, (e >> 61) & 1 == 0)));
+            Some(present)
+        })
     }
 
     /// Page `i` of the memory.
@@ -606,11 +616,12 @@ impl Region {
     /// No call into the memory's store may be running, and none may start before `wake`.
     unsafe fn hibernate(&self, place: usize, ranges: &mut Vec<Range<usize>>) -> Option<Packed> {
         let present = self.present(0..usize::MAX)?;
-        if present.iter().filter(|&&(_, own)| own).count() > HIBERNATE_MAX_PAGES {
+        let own = present.iter().filter(|&&(_, own)| own).count();
+        if own > HIBERNATE_MAX_PAGES {
             return None;
         }
         let learn = self.image.as_ref().map(|image| &image.hot).filter(|hot| !hot.learned());
-        let (mut pages, mut written) = (Vec::new(), Vec::new());
+        let (mut pages, mut written) = (Vec::with_capacity(own), Vec::new());
         for &(i, _) in present.iter().filter(|&&(_, own)| own) {
             // SAFETY: a present accessible page, which by the contract nothing writes
             // meanwhile.

@@ -95,6 +95,20 @@ fn diff(page: &[u8], reference: &[u8]) -> Option<Box<[u8]>> {
     if page == reference {
         return Some(Box::default());
     }
+    thread_local! {
+        /// Where the runs are written before being boxed at their size: one allocation per
+        /// page instead of the vector's growth and a shrink.
+        static RUNS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    RUNS.with_borrow_mut(|runs| {
+        runs.clear();
+        diff_into(page, reference, runs)?;
+        Some(Box::from(&runs[..]))
+    })
+}
+
+/// `diff`'s runs, written into `runs`; `None` as `diff`.
+fn diff_into(page: &[u8], reference: &[u8], runs: &mut Vec<u8>) -> Option<()> {
     let word = |bytes: &[u8], i: usize| u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     let differs = |i: usize| word(page, i) != word(reference, i);
     let limit = page.len() / WHOLE_ABOVE;
@@ -104,7 +118,6 @@ fn diff(page: &[u8], reference: &[u8]) -> Option<Box<[u8]>> {
         let bytes = i * 8..(i + BLOCK_WORDS) * 8;
         page[bytes.clone()] == reference[bytes]
     };
-    let mut runs = Vec::new();
     let mut i = 0;
     while i < words {
         if i % BLOCK_WORDS == 0 && i + BLOCK_WORDS <= words && block_equal(i) {
@@ -127,7 +140,7 @@ fn diff(page: &[u8], reference: &[u8]) -> Option<Box<[u8]>> {
             return None;
         }
     }
-    Some(runs.into_boxed_slice())
+    Some(())
 }
 
 /// Writes `diff`'s runs over `page`.

@@ -40,7 +40,8 @@ impl VuMemory {
     /// goes back in one call where the kernel allows (`give_back`). Call it only between
     /// calls into the VU's store.
     pub fn release(&mut self, stack: bool, hibernate: bool) {
-        let mut ranges: Vec<Range<usize>> = Vec::new();
+        // The stack, and a memory's present pages as one range or a few runs.
+        let mut ranges: Vec<Range<usize>> = Vec::with_capacity(4);
         if stack {
             ranges.extend(self.stack.usable());
         }
