@@ -544,18 +544,20 @@ impl Region {
         thread_local! {
             /// The pagemap entries read last, kept for the next read: a VU going idle reads
             /// its memory's every time, and starting VUs go idle one after another.
-            static ENTRIES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+            static ENTRIES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
         }
         ENTRIES.with_borrow_mut(|entries| {
             entries.clear();
-            entries.resize(pages.len() * 8, 0);
+            entries.resize(pages.len(), 0);
+            // SAFETY: the entries' own bytes, which any bytes read into make valid u64s.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<u8>(), entries.len() * 8) };
             let at = (self.base() / page + pages.start) * 8;
-            std::os::unix::fs::FileExt::read_exact_at(pagemap, entries, at as u64).ok()?;
-            let entries = || entries.chunks_exact(8).map(|e| u64::from_ne_bytes(e.try_into().unwrap_or_default()));
+            std::os::unix::fs::FileExt::read_exact_at(pagemap, bytes, at as u64).ok()?;
             // Bit 63: present; bit 61: a file page (here the image's, not yet written).
-            let mut present = Vec::with_capacity(entries().filter(|e| e >> 63 == 1).count());
-            present.extend(pages.zip(entries()).filter(|(_, e)| e >> 63 == 1).map(|(i, e)| (i, (e >> 61) & 1 == 0)));
-            Some(present)
+            let present = |e: &u64| e >> 63 == 1;
+            let mut found = Vec::with_capacity(entries.iter().filter(|e| present(e)).count());
+            found.extend(pages.zip(entries.iter()).filter(|(_, e)| present(e)).map(|(i, e)| (i, (e >> 61) & 1 == 0)));
+            Some(found)
         })
     }
 
