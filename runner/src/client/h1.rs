@@ -686,6 +686,28 @@ mod tests {
         conn.exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", b"", false, keep, &deadlines()).await.map(|(_, r)| r)
     }
 
+    /// A new connection's request is in the server's socket after the exchange's first poll,
+    /// before the event loop has reported the socket writable and before the server
+    /// accepted it (tokio's `poll_write` alone would have waited for the event loop).
+    #[tokio::test]
+    async fn a_new_connections_request_is_sent_in_the_exchanges_first_poll() {
+        use std::io::Read as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let tcp = super::super::tcp::connect(&[listener.local_addr().expect("address")]).await.expect("connects");
+        let mut conn = Conn::new(Io::Plain(tcp));
+        let (head, deadlines) = (b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", deadlines());
+        {
+            let mut exchange = std::pin::pin!(conn.exchange(head, b"", false, 0, &deadlines));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(exchange.as_mut().poll(&mut cx).is_pending(), "waits for the response");
+        }
+        let (mut accepted, _) = listener.accept().expect("accepts");
+        accepted.set_nonblocking(true).expect("non-blocking");
+        let mut got = [0u8; 64];
+        let n = accepted.read(&mut got).expect("the request is already there");
+        assert_eq!(&got[..n], head);
+    }
+
     /// The connection's timer fires at each wait's own deadline: re-armed when it fired for
     /// an earlier one, moved when a later wait's deadline is closer, never in the way of a
     /// wait that completes.
