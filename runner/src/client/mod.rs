@@ -396,12 +396,13 @@ impl VuClient {
         Ok((self.open(origin, deadlines).await?, false))
     }
 
-    /// Opens a connection. The TLS handshake goes deep into rustls, so an https connection
-    /// is opened in a task of its own, on the worker's stack instead of touching pages of
-    /// the VU's fiber stack, which wasmtime keeps for the VU's whole life. A plain one is
-    /// opened here: a task of its own would hand the connection back only after the tasks
-    /// queued meanwhile (at the start, VUs instantiating), and the server, woken by the new
-    /// connection, would accept it and go back to sleep before the request came.
+    /// Opens a connection. An https one is opened in a task of its own: the TLS handshake
+    /// goes deep into rustls, and an exchange polled in place on a fiber (the instance that
+    /// only describes the plan, see `host::offload`) would push those frames onto a stack
+    /// wasmtime keeps for the store's whole life. A plain one is opened here: a task of its
+    /// own would hand the connection back only after the tasks queued meanwhile (at the
+    /// start, VUs instantiating), and the server, woken by the new connection, would accept
+    /// it and go back to sleep before the request came.
     async fn open(&self, origin: &Origin, deadlines: &h1::Deadlines) -> Result<h1::Conn, SendError> {
         // Boxed first: `spawn` passes its future by value through several calls, and each
         // copy of this future would land on the fiber stack (measured: 6 more pages).
