@@ -329,20 +329,17 @@ impl Conn {
     /// here does not make the request safe to send again.
     async fn write_all(&mut self, mut data: &[u8], sent_before: bool, deadlines: &Deadlines) -> Result<(), Failure> {
         let mut sent_any = sent_before;
-        match self.io.send_now(data) {
-            Some(Ok(0)) => return Err(send_failed(sent_any, &io::ErrorKind::WriteZero.into())),
-            Some(Ok(n)) => {
-                sent_any = true;
-                data = &data[n..];
-            }
-            // A full send buffer (or a handshake still going on): wait as usual.
-            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Some(Err(e)) => return Err(send_failed(sent_any, &e)),
-            None => {}
-        }
+        // The first try goes straight to the socket (`Io::send_now`); what a full send buffer
+        // (or a handshake still going on) leaves waits for the event loop.
+        let mut direct = true;
         while !data.is_empty() {
             let Self { io, timer, .. } = self;
-            let written = match timer.within(deadlines.request, |cx| io.poll_write(cx, data)).await {
+            let result = match std::mem::take(&mut direct).then(|| io.send_now(data)).flatten() {
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Some(result) => Some(result),
+                None => timer.within(deadlines.request, |cx| io.poll_write(cx, data)).await,
+            };
+            let written = match result {
                 Some(Ok(0)) => return Err(send_failed(sent_any, &io::ErrorKind::WriteZero.into())),
                 Some(Ok(n)) => n,
                 Some(Err(e)) => return Err(send_failed(sent_any, &e)),

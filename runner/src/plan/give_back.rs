@@ -118,9 +118,10 @@ fn own_pidfd() -> Option<&'static OwnedFd> {
 /// Writes in the pages glibc's main heap grew by since the last call on this thread (`brk`),
 /// in one call, instead of one page fault each as malloc first touches them. Each VU calls
 /// it once instantiated (whatever started it): with one worker, VUs allocate from the main arena
-/// (`load::workers`), which grows 128 KiB at a time, and each VU started keeps about 12 KiB
-/// there (wasmtime's store, instances and module registry, tokio's task), new pages at
-/// start. Measured (`release`, 10,000 VUs at once on one core, `start_counts.sh` and
+/// (`load::workers`), which grows 128 KiB at a time, and each VU started keeps about 20 KiB
+/// there, four fifths of it wasmtime's store, instances and module registry (malloc's own
+/// count and jemalloc's heap profile, `tests/bench/results/2026-12-01-first-request.txt`),
+/// new pages at start. Measured (`release`, 10,000 VUs at once on one core, `start_counts.sh` and
 /// `start_ab.sh`, 5 alternating rounds): 7.7 against 11.9 page faults per VU, 0.61 against
 /// 0.68 s without first requests (0.61 against 0.74 in another 5); with them 1.36 against
 /// 1.52 and 1.41 against 1.37 s, within this machine's noise then; RSS per idle VU the same.
