@@ -58,6 +58,7 @@ use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 use super::give_back::populate;
 use super::pack::{Kept, References, is_zero};
+use super::pagemap;
 use super::stack_arena::page_size;
 use crate::limits::HIBERNATE_MAX_PAGES;
 
@@ -529,36 +530,11 @@ impl Region {
     }
 
     /// The accessible pages among `pages` this process has mapped, as (index, whether the
-    /// page is the VU's own rather than the image's), from `/proc/self/pagemap`; `None` if it
-    /// cannot be read. (`mincore` would not do: for a file mapping it reports the page cache, where
-    /// the image stays whether or not this memory maps it.)
+    /// page is the VU's own rather than the image's); `None` if the kernel cannot say
+    /// (`pagemap`).
     fn present(&self, pages: std::ops::Range<usize>) -> Option<Vec<(usize, bool)>> {
-        static PAGEMAP: OnceLock<Option<std::fs::File>> = OnceLock::new();
-        let pagemap = PAGEMAP.get_or_init(|| std::fs::File::open("/proc/self/pagemap").ok()).as_ref()?;
-        let page = page_size();
-        let accessible = pages_for(self.size.load(Ordering::Relaxed)) / page;
-        let pages = pages.start..pages.end.min(accessible);
-        if pages.is_empty() {
-            return Some(Vec::new());
-        }
-        thread_local! {
-            /// The pagemap entries read last, kept for the next read: a VU going idle reads
-            /// its memory's every time, and starting VUs go idle one after another.
-            static ENTRIES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-        }
-        ENTRIES.with_borrow_mut(|entries| {
-            entries.clear();
-            entries.resize(pages.len(), 0);
-            // SAFETY: the entries' own bytes, which any bytes read into make valid u64s.
-            let bytes = unsafe { std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<u8>(), entries.len() * 8) };
-            let at = (self.base() / page + pages.start) * 8;
-            std::os::unix::fs::FileExt::read_exact_at(pagemap, bytes, at as u64).ok()?;
-            // Bit 63: present; bit 61: a file page (here the image's, not yet written).
-            let present = |e: &u64| e >> 63 == 1;
-            let mut found = Vec::with_capacity(entries.iter().filter(|e| present(e)).count());
-            found.extend(pages.zip(entries.iter()).filter(|(_, e)| present(e)).map(|(i, e)| (i, (e >> 61) & 1 == 0)));
-            Some(found)
-        })
+        let accessible = pages_for(self.size.load(Ordering::Relaxed)) / page_size();
+        pagemap::present(self.base(), pages.start..pages.end.min(accessible))
     }
 
     /// Page `i` of the memory.

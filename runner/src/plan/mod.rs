@@ -9,6 +9,7 @@ pub mod image;
 mod layout;
 mod memories;
 mod pack;
+mod pagemap;
 mod stack_arena;
 mod stacks;
 mod vu_memory;
