@@ -294,3 +294,34 @@ fn scenarios_run_side_by_side_with_their_own_tasks_start_and_end() {
     assert!(run.stdout.contains("Scenarios"), "{}", run.stdout);
     assert!(run.stderr.contains("scenario `buyers`: constant-vus (1 users), from 1s for 1s"), "{}", run.stderr);
 }
+
+#[test]
+fn a_scenario_with_a_start_time_spawns_its_users_at_its_rate_from_that_start() {
+    let server = Server::start();
+    // `late` starts 4 users at 4/s from 1 s: its first requests at about 1.0, 1.25, 1.5 and
+    // 1.75 s, each user's only one in the run (a 10 s wait follows).
+    let run = Runner::run(guests::PROBE)
+        .host(&server)
+        .env("PROBE_TASKS", "early:1:/early,late:1:/late")
+        .env("PROBE_WAIT", "constant:10000")
+        .env("PROBE_SCENARIOS", "early:early:0:2500:1;late:late:1000:1500:4")
+        .args(&["-r", "4"])
+        .finish(LIMIT);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout, run.stderr);
+    let hits = server.hits();
+    let start = hits.iter().find(|h| h.path == "/early").expect("the early user's request").at;
+    let mut late: Vec<f64> = hits.iter().filter(|h| h.path == "/late").map(|h| (h.at - start).as_secs_f64()).collect();
+    late.sort_by(f64::total_cmp);
+    assert_eq!(late.len(), 4, "{late:?}");
+    assert!((0.9..1.3).contains(&late[0]), "the first late user at {:.2}s", late[0]);
+    // Spread over 0.75 s, not all at once because 1 s had passed since the run began.
+    assert!((0.6..1.2).contains(&(late[3] - late[0])), "late users at {late:?}");
+    let spawned = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Scenario `late`: All users spawned: 4 running, "))
+        .and_then(|rest| rest.strip_suffix(" s after the first"))
+        .and_then(|secs| secs.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no spawn line for `late`: {}", run.stderr));
+    assert!((0.6..1.0).contains(&spawned), "counted from the scenario's own start: {spawned} s");
+}

@@ -12,8 +12,8 @@ mod vu;
 mod wait;
 mod workers;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -77,10 +77,10 @@ pub struct VuContext {
     /// The scenario's name when the run has several (their statistics are kept apart too).
     pub scenario: Option<Arc<str>>,
     /// VUs the scenario starts at first (announced once all have started), how many have
-    /// settled, and when it started spawning them.
+    /// settled, and when its executor began (`spawn_clock`).
     users: u32,
     settled: AtomicU64,
-    spawn_started: Instant,
+    spawn_started: OnceLock<Instant>,
     /// Users set from the web page, for a constant-VUs scenario (Locust's "edit users").
     live: Option<watch::Receiver<LiveTarget>>,
 }
@@ -127,9 +127,17 @@ impl VuContext {
             scenario: named.then(|| Arc::from(scenario.name.as_str())),
             users,
             settled: AtomicU64::new(0),
-            spawn_started: Instant::now(),
+            spawn_started: OnceLock::new(),
             live: None,
         }
+    }
+
+    /// When the scenario's executor began, the moment its first VU is due: VU `n` of a
+    /// spawn rate is due `(n - 1) / rate` after it, and "All users spawned" counts from it.
+    /// Set by the first call (`run`, as the executor begins), not when the context is made:
+    /// a scenario with a start time waits for it first, and the run sets up its workers.
+    fn spawn_clock(&self) -> Instant {
+        *self.spawn_started.get_or_init(Instant::now)
     }
 
     /// This scenario's VUs that finished starting, successfully or not.
@@ -149,7 +157,7 @@ impl VuContext {
             console::line(&format!(
                 "{scenario}All users spawned: {} running{failures}, {:.2} s after the first",
                 settled - failed,
-                self.spawn_started.elapsed().as_secs_f64()
+                self.spawn_clock().elapsed().as_secs_f64()
             ));
         }
     }
@@ -232,7 +240,7 @@ async fn start_share(
     mut phase: watch::Receiver<Phase>,
     work: Arc<impl Fn() -> vu::Work + Send + Sync + 'static>,
 ) {
-    let started = context.spawn_started;
+    let started = context.spawn_clock();
     let mut vus = JoinSet::new();
     for id in ids {
         let due = started + Duration::from_secs_f64(f64::from(id - 1) / spawn_rate);
@@ -261,6 +269,7 @@ impl VuContext {
 /// Runs `executor` on the `workers`, and returns once every VU has stopped (the phase left
 /// `Running`, or the executor's work is done).
 pub async fn run(context: Arc<VuContext>, executor: Executor, phase: watch::Receiver<Phase>, workers: Arc<Workers>) {
+    context.spawn_clock();
     let live = context.live.clone();
     let mut spawner = Spawner { vus: JoinSet::new(), context, phase: phase.clone(), workers };
     match executor {
