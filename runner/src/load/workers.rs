@@ -29,7 +29,10 @@ impl Workers {
         }
         let mut workers = Self { handles: Vec::new(), stops: Vec::new(), threads: Vec::new() };
         for i in 0..count {
-            let runtime = Builder::new_current_thread().enable_all().build()?;
+            // Before the worker sleeps, what idle VUs queued to give back goes
+            // (`plan::give_back_queued`); while VUs keep it busy, they go in batches.
+            let runtime =
+                Builder::new_current_thread().enable_all().on_thread_park(crate::plan::give_back_queued).build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             workers.handles.push(runtime.handle().clone());
             workers.stops.push(stop);

@@ -56,7 +56,7 @@ use anyhow::Context as _;
 
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
-use super::give_back::populate;
+use super::give_back::{give_back_queued, populate};
 use super::pack::{Kept, References, is_zero};
 use super::pagemap;
 use super::stack_arena::page_size;
@@ -643,6 +643,9 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // A range queued to be given back may lie in this memory, whose address space a new
+        // mapping may take once it is unmapped.
+        give_back_queued();
         let (mut start, len) = (self.base(), self.capacity() + self.guard + self.tail.load(Ordering::Relaxed));
         if self.room.end == start {
             start = self.reserved_at;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use wasmtime::{StackCreator, StackMemory};
 
-use super::give_back::give_back;
+use super::give_back::{give_back, give_back_queued};
 use super::memories;
 use super::stack_arena::{self, page_size};
 
@@ -106,6 +106,9 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // A range queued to be given back may lie in this stack, which is unmapped or taken
+        // by another VU below.
+        give_back_queued();
         match self.place {
             Place::Carved => {
                 // The next stack taken from the arena starts zeroed, like a new mapping.

@@ -2,12 +2,12 @@
 //! the linear memories the runner made for it (`memories`). Both are noted as the VU's
 //! calls make them, and given back while the VU waits long (`limits::RELEASE_BUFFERS_BEFORE_WAIT`,
 //! `limits::RELEASE_STACK_BEFORE_WAIT`, `limits::HIBERNATE_BEFORE_WAIT`), together in one call
-//! (`give_back`).
+//! with other idle VUs' (`give_back::give_back_later`).
 #![allow(unsafe_code)]
 
 use std::ops::Range;
 
-use super::give_back::give_back;
+use super::give_back::{Queued, give_back_later};
 use super::memories::{self, VuMemories};
 use super::stacks::VuStack;
 
@@ -15,6 +15,8 @@ use super::stacks::VuStack;
 pub struct VuMemory {
     stack: VuStack,
     memories: VuMemories,
+    /// What `release` queued to give back, until `wake` makes sure it is back.
+    queued: Option<Queued>,
 }
 
 impl VuMemory {
@@ -37,8 +39,8 @@ impl VuMemory {
     /// next call faults them back in). With `hibernate` (a wait of
     /// `limits::HIBERNATE_BEFORE_WAIT` or more), packs the memories away instead and gives
     /// all their pages back (then [`VuMemory::wake`] must run before the next call). All of it
-    /// goes back in one call where the kernel allows (`give_back`). Call it only between
-    /// calls into the VU's store.
+    /// goes back in one call where the kernel allows, with other idle VUs' (`give_back_later`).
+    /// Call it only between calls into the VU's store, and [`VuMemory::wake`] before the next.
     pub fn release(&mut self, stack: bool, hibernate: bool) {
         // The stack, and a memory's present pages as one range or a few runs.
         let mut ranges: Vec<Range<usize>> = Vec::with_capacity(4);
@@ -50,13 +52,19 @@ impl VuMemory {
         } else {
             self.memories.share_image(&mut ranges);
         }
-        // SAFETY: by this method's contract no call into the store runs, so nothing is on the
-        // stack, and the memories' pages are packed or read the same afterwards.
-        unsafe { give_back(&ranges) };
+        // SAFETY: by this method's contract no call into the store runs until `wake`, which
+        // first makes sure the ranges are back, so nothing is on the stack meanwhile, and the
+        // memories' pages are packed or read the same afterwards; the memories and the stack
+        // give back what is queued before they are unmapped or reused (their `Drop`).
+        self.queued = unsafe { give_back_later(&ranges) };
     }
 
-    /// After a wait: writes back what `release` packed, if anything.
+    /// After a wait: makes sure what `release` queued is back, then writes back what it
+    /// packed, if anything.
     pub fn wake(&mut self) {
+        if let Some(queued) = self.queued.take() {
+            queued.given_back();
+        }
         self.memories.wake();
     }
 }
