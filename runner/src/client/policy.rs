@@ -120,10 +120,15 @@ impl HostPattern {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let host = host.to_ascii_lowercase();
+        // Compared as bytes, whatever the case, without a lowercase copy: asked at every new
+        // connection.
+        let host = host.as_bytes();
         match self.host.strip_prefix("*.") {
-            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
-            None => host == self.host,
+            Some(domain) => {
+                let (name, suffix) = host.split_at(host.len().saturating_sub(domain.len()));
+                name.len() > 1 && name.ends_with(b".") && suffix.eq_ignore_ascii_case(domain.as_bytes())
+            }
+            None => host.eq_ignore_ascii_case(self.host.as_bytes()),
         }
     }
 
@@ -279,6 +284,12 @@ mod tests {
         assert!(p.matches("a.b.example.test", 80));
         assert!(!p.matches("example.test", 443));
         assert!(!p.matches("evil-example.test", 443));
+        assert!(p.matches("API.Example.TEST", 443), "names match whatever their case");
+        assert!(p.matches("ä.example.test", 443));
+        assert!(!p.matches(".example.test", 443), "a subdomain has a name");
+        assert!(!p.matches("test", 443));
+        let p: HostPattern = "Api.Example.test".parse().expect("valid");
+        assert!(p.matches("api.example.TEST", 443) && !p.matches("www.example.test", 443));
         let p: HostPattern = "127.0.0.1:8080".parse().expect("valid");
         assert!(p.matches("127.0.0.1", 8080));
         assert!(!p.matches("127.0.0.1", 8081));
