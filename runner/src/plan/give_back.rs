@@ -78,7 +78,8 @@ static BATCH: Mutex<Batch> = Mutex::new(Batch { ranges: Vec::new(), vus: 0, sent
 /// Whether any range is queued, read without the lock.
 static ANY_QUEUED: AtomicBool = AtomicBool::new(false);
 
-/// A VU's ranges queued by [`give_back_later`], not yet known to be back.
+/// A VU's ranges queued by [`give_back_later`], not yet known to be back. A later one
+/// covers the earlier ones too: batches go in order, so every batch before its own has gone.
 #[derive(Debug)]
 #[must_use = "the ranges must be given back before the pages are used again"]
 pub struct Queued(u64);
