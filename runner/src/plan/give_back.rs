@@ -75,7 +75,8 @@ struct Batch {
 
 static BATCH: Mutex<Batch> = Mutex::new(Batch { ranges: Vec::new(), vus: 0, sent: 0 });
 
-/// Whether any range is queued, read without the lock.
+/// Whether any range is queued, read without the lock. Stored after the batch went (release)
+/// and read before unmapping (acquire), so that a `false` seen means its pages are back.
 static ANY_QUEUED: AtomicBool = AtomicBool::new(false);
 
 /// A VU's ranges queued by [`give_back_later`], not yet known to be back. A later one
@@ -123,7 +124,7 @@ pub unsafe fn give_back_later(ranges: &[Range<usize>]) -> Option<Queued> {
 /// Gives back every queued range now: before the worker sleeps, and before memory that a
 /// queued range may lie in is unmapped or reused.
 pub fn give_back_queued() {
-    if ANY_QUEUED.load(Ordering::Relaxed) {
+    if ANY_QUEUED.load(Ordering::Acquire) {
         send(&mut BATCH.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }
@@ -135,7 +136,7 @@ fn send(batch: &mut Batch) {
     batch.ranges.clear();
     batch.vus = 0;
     batch.sent += 1;
-    ANY_QUEUED.store(false, Ordering::Relaxed);
+    ANY_QUEUED.store(false, Ordering::Release);
 }
 
 /// Writes `ranges` (page-aligned addresses) in: their pages are made present and private,
