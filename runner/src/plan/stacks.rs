@@ -106,16 +106,17 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // A range queued to be given back may lie in this stack, which is unmapped or taken
-        // by another VU below.
-        give_back_queued();
+        // A range queued to be given back may lie in this stack, which another VU takes or
+        // the kernel unmaps below (a room goes with its memory, which sees to it then).
         match self.place {
             Place::Carved => {
+                give_back_queued();
                 // The next stack taken from the arena starts zeroed, like a new mapping.
                 self.empty();
                 stack_arena::give_back(self.base);
             }
             Place::Own => {
+                give_back_queued();
                 // SAFETY: the mapping was made in `new` and this is its last owner.
                 unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
             }
