@@ -6,6 +6,7 @@
 #
 #     tests/bench/start_counts.sh URL [quiet]          (RUNNER, PROBE as in run.sh)
 #
+# CORES (default 1) runs the runner on those cores instead (`0,1`: one worker per core).
 # URL is a server already listening on 127.0.0.1. Needs perf (Debian: linux-perf) with
 # tracepoints readable (root, or kernel.perf_event_paranoid <= -1) and python3.
 set -euo pipefail
@@ -26,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 ulimit -n "$(ulimit -Hn)"
 for vus in 2000 6000; do
     perf stat -e 'syscalls:sys_enter_*' -e context-switches,page-faults -o "$tmp/$vus.txt" -- \
-        taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$url" -u "$vus" -r 1000000 -t 3s \
+        taskset -c "${CORES:-1}" "$RUNNER" run "$PROBE" --headless --host "$url" -u "$vus" -r 1000000 -t 3s \
         --stop-timeout 5s --env PROBE_WAIT=constant:600000 "${quiet[@]}" -q >/dev/null 2>"$tmp/$vus.err"
     grep -o 'All users spawned:.*' "$tmp/$vus.err" || { cat "$tmp/$vus.err" >&2; exit 1; }
 done

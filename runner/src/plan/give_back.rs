@@ -221,8 +221,21 @@ fn own_pidfd() -> Option<&'static OwnedFd> {
         .as_ref()
 }
 
+/// Whether VUs allocate from glibc's main heap (`brk`): set with one worker, which shares
+/// the main arena (`load::workers`). With several, each worker allocates from an arena of its
+/// own, the main heap grows only with the other threads' allocations, and in steps of
+/// `load::workers`' whole-heap top pad: writing those in would only add resident memory.
+static VUS_ON_MAIN_HEAP: AtomicBool = AtomicBool::new(false);
+
+/// Says that VUs allocate from glibc's main heap, whose growth [`populate_heap_growth`] then
+/// writes in.
+pub fn vus_allocate_from_main_heap() {
+    VUS_ON_MAIN_HEAP.store(true, Ordering::Relaxed);
+}
+
 /// Writes in the pages glibc's main heap grew by since the last call on this thread (`brk`),
-/// in one call, instead of one page fault each as malloc first touches them. Each VU calls
+/// in one call, instead of one page fault each as malloc first touches them, where VUs
+/// allocate from it ([`vus_allocate_from_main_heap`]). Each VU calls
 /// it once instantiated (whatever started it): with one worker, VUs allocate from the main arena
 /// (`load::workers`), which grows 128 KiB at a time, and each VU started keeps about 20 KiB
 /// there, four fifths of it wasmtime's store, instances and module registry (malloc's own
@@ -235,6 +248,9 @@ fn own_pidfd() -> Option<&'static OwnedFd> {
 #[allow(unsafe_code)]
 pub fn populate_heap_growth() {
     thread_local! { static DONE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) } }
+    if !VUS_ON_MAIN_HEAP.load(Ordering::Relaxed) {
+        return;
+    }
     let page = super::stack_arena::page_size();
     // SAFETY: `sbrk(0)` only reads the current break.
     let end = unsafe { libc::sbrk(0) } as usize / page * page;

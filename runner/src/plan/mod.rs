@@ -25,7 +25,7 @@ use crate::bindings::{LoadTestPre, Plan, WaitTime};
 use crate::host::{self, HostShared, VuState};
 use crate::limits::{ASYNC_STACK, DESCRIBE_TIMEOUT, MAX_WASM_STACK, PARALLEL_COMPILE_ABOVE};
 pub use check::PlanError;
-pub use give_back::{give_back_queued, populate_heap_growth};
+pub use give_back::{give_back_queued, populate_heap_growth, vus_allocate_from_main_heap};
 pub use layout::{Layout, MemoryImages, Room, StackMaps, instantiation_error};
 pub use vu_memory::VuMemory;
 
