@@ -21,7 +21,8 @@
 #     many started and why the rest failed. Then 10 and 1000 idle VUs whose one request
 #     fetched a PAGE_KIB page instead of `ok`: what a body the scenario never reads costs.
 #   * Start time: the runner with START_VUS idle VUs (same idle probe, then again with
-#     PROBE_QUIET=1: no connection, no request) all requested at once
+#     PROBE_QUIET=1: no connection, no request, then again with first requests but on both
+#     cores, the runner's default of a worker per core, nginx keeping core 0) all requested at once
 #     (`-r 1000000`), for 5 s; the runner's stderr line `All users spawned: R running, F failed
 #     to start, S s after the first` gives how many started, how many failed and how long
 #     starting them all took. Peak RSS / running VUs is printed as a cross-check of the memory
@@ -440,13 +441,14 @@ if (( START_VUS > 0 )); then
     vus="$START_VUS"
     srow() { printf '%-14s %5s %9s %8s %7s %8s %8s %8s %7s  %s\n' "$@"; }
     srow "first request" round requested running failed "start s" nginx "RSS MiB" "KiB/VU" note
-    declare -A start_secs=() start_all=([sent]=1 [none]=1)
+    declare -A start_secs=() start_all=([sent]=1 [none]=1 [both]=1)
     for round in $(seq "$START_ROUNDS"); do
-    for variant in sent none; do
+    for variant in sent none both; do
         name="start-$vus-$variant-$round"
-        quiet=()
+        quiet=() cores=1
         [[ "$variant" == none ]] && quiet=(--env PROBE_QUIET=1)
-        measure "$name" taskset -c 1 "$RUNNER" run "$PROBE" --headless --host "$base" \
+        [[ "$variant" == both ]] && cores=0,1
+        measure "$name" taskset -c "$cores" "$RUNNER" run "$PROBE" --headless --host "$base" \
             -u "$vus" -r 1000000 -t 5s --stop-timeout 1s --env PROBE_WAIT=constant:600000 "${quiet[@]}"
         # e.g. "All users spawned: 9530 running, 470 failed to start, 1.68 s after the first"
         spawned="$(grep -o 'All users spawned:.*' "$tmp/$name.err" | head -n 1 || true)"
@@ -471,7 +473,7 @@ if (( START_VUS > 0 )); then
         [[ "$running" == "$vus" ]] || start_all[$variant]=0
     done
     done
-    for variant in sent none; do
+    for variant in sent none both; do
         rounds_secs="$(grep -E '^[0-9.]+$' <<<"${start_secs[$variant]}" || true)"
         median_secs=""
         [[ -n "$rounds_secs" ]] && median_secs="$(median <<<"$rounds_secs")"
@@ -482,10 +484,16 @@ if (( START_VUS > 0 )); then
     (( start_all[sent] )) || met=0
     goal "$vus VUs started (first requests)" "< 1 s" "${start_secs[sent]:--} s" "$met" \
         "median of $START_ROUNDS; the kernel alone: ${floor_request_s:-?} s of CPU for as many connections and requests"
+    met="$(at_most "${start_secs[both]}" 0.999)"
+    (( start_all[both] )) || met=0
+    goal "the same on both cores" "< 1 s" "${start_secs[both]:--} s" "$met" \
+        "median of $START_ROUNDS; the runner's default, a worker per core, nginx on core 0 too"
     echo "start s: from the first VU's start to the last one started (or failed), from the runner's"
     echo "stderr. first request: sent = each VU opens its connection and sends its request while"
     echo "later VUs start, on the same core (the benchmark's figure); none = PROBE_QUIET=1, the VUs"
-    echo "only instantiate and run on_start (what starting alone costs). nginx: requests served."
+    echo "only instantiate and run on_start (what starting alone costs); both = sent, with the"
+    echo "runner on both cores (its default: a worker per core), nginx still on core 0. nginx:"
+    echo "requests served."
     echo "KiB/VU: peak RSS / running VUs, the runner's fixed memory included."
     printf '%s\n' "${floor_lines[@]}"
     echo
