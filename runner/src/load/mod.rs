@@ -27,6 +27,7 @@ use crate::plan::LoadedPlan;
 use crate::stats::Recorder;
 pub use executor::{ArrivalRate, Executor, LiveTarget, Ramp, ShapeStep, Stage, Stages, parse_rate, parse_stages};
 pub use wait::wait_after;
+use workers::Burst;
 pub use workers::Workers;
 
 /// Where the run is in its life. VUs watch it.
@@ -184,8 +185,8 @@ impl Spawner {
     }
 
     /// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), each doing `work()`,
-    /// until the phase leaves `Running`. Each worker starts its own share of them
-    /// (`start_share`) instead of this thread spawning every VU onto its worker: a task
+    /// until the phase leaves `Running`. The workers start them (`start_share`), each taking
+    /// the next VU due when it is ready for one (`Burst`), instead of this thread spawning every VU onto its worker: a task
     /// spawned from another thread wakes the worker's runtime (an `eventfd` write each, and
     /// a switch between the two threads when they share a core), where one spawned from
     /// the worker itself is only queued. Counted with `perf stat` (VUs started at once on
@@ -193,8 +194,10 @@ impl Spawner {
     /// instead of 3 `write`s and no `epoll_wait` instead of 1.
     fn spawn_at_rate(&mut self, users: u32, spawn_rate: f64, work: impl Fn() -> vu::Work + Send + Sync + 'static) {
         let work = Arc::new(work);
+        let burst = Arc::new(Burst::new(users));
         for worker in 0..self.workers.count() {
-            let ids = self.workers.share(worker, users);
+            let burst = burst.clone();
+            let ids = std::iter::from_fn(move || burst.take());
             let share = start_share(ids, spawn_rate, self.context.clone(), self.phase.clone(), work.clone());
             self.vus.spawn_on(share, self.workers.handle(worker));
         }
@@ -225,7 +228,7 @@ fn reaped(context: &VuContext, result: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Runs on a worker: starts VUs `ids` (the worker's share, `Workers::share`), VU `n` due
+/// Runs on a worker: starts VUs `ids` (those it takes from the run's `Burst`), VU `n` due
 /// `(n - 1) / spawn_rate` seconds after the scenario began spawning, until the phase leaves
 /// `Running`; then waits for them to stop. After each VU it lets the worker's other tasks
 /// run first (`queue_behind`), as a VU spawned from another thread waited its turn: VUs
