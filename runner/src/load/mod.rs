@@ -186,12 +186,13 @@ impl Spawner {
 
     /// Starts `users` VUs at `spawn_rate` per second (Locust `-u`/`-r`), each doing `work()`,
     /// until the phase leaves `Running`. The workers start them (`start_share`), each taking
-    /// the next VU due when it is ready for one (`Burst`), instead of this thread spawning every VU onto its worker: a task
-    /// spawned from another thread wakes the worker's runtime (an `eventfd` write each, and
-    /// a switch between the two threads when they share a core), where one spawned from
-    /// the worker itself is only queued. Counted with `perf stat` (VUs started at once on
-    /// one core, 6,000 against 2,000, per VU): 0.05 instead of 1.8 context switches, 1
-    /// instead of 3 `write`s and no `epoll_wait` instead of 1.
+    /// the next VU due when it is ready for one (`Burst`), instead of this thread spawning
+    /// every VU onto its worker: a task spawned from another thread wakes the worker's
+    /// runtime (an `eventfd` write each, and a switch between the two threads when they
+    /// share a core), where one spawned from the worker itself is only queued. Counted with
+    /// `perf stat` (VUs started at once on one core, 6,000 against 2,000, per VU): 0.05
+    /// instead of 1.8 context switches, 1 instead of 3 `write`s and no `epoll_wait` instead
+    /// of 1.
     fn spawn_at_rate(&mut self, users: u32, spawn_rate: f64, work: impl Fn() -> vu::Work + Send + Sync + 'static) {
         let work = Arc::new(work);
         let burst = Arc::new(Burst::new(users));
