@@ -480,14 +480,17 @@ if (( START_VUS > 0 )); then
         start_secs[$variant]="$median_secs"
         echo "$variant: median of $START_ROUNDS rounds ${median_secs:--} s$( ((start_all[$variant])) || echo ', not all VUs started')"
     done
-    met="$(at_most "${start_secs[sent]}" 0.999)"
-    (( start_all[sent] )) || met=0
-    goal "$vus VUs started (first requests)" "< 1 s" "${start_secs[sent]:--} s" "$met" \
-        "median of $START_ROUNDS; the kernel alone: ${floor_request_s:-?} s of CPU for as many connections and requests"
-    met="$(at_most "${start_secs[both]}" 0.999)"
-    (( start_all[both] )) || met=0
-    goal "the same on both cores" "< 1 s" "${start_secs[both]:--} s" "$met" \
-        "median of $START_ROUNDS; the runner's default, a worker per core, nginx on core 0 too"
+    # start_goal VARIANT NAME REFERENCE: the goals-table line of a variant's median (met when
+    # under 1 s and every VU of every round started).
+    start_goal() {
+        local met
+        met="$(at_most "${start_secs[$1]}" 0.999)"
+        (( start_all[$1] )) || met=0
+        goal "$2" "< 1 s" "${start_secs[$1]:--} s" "$met" "median of $START_ROUNDS; $3"
+    }
+    start_goal sent "$vus VUs started (first requests)" \
+        "the kernel alone: ${floor_request_s:-?} s of CPU for as many connections and requests"
+    start_goal both "the same on both cores" "the runner's default, a worker per core, nginx on core 0 too"
     echo "start s: from the first VU's start to the last one started (or failed), from the runner's"
     echo "stderr. first request: sent = each VU opens its connection and sends its request while"
     echo "later VUs start, on the same core (the benchmark's figure); none = PROBE_QUIET=1, the VUs"

@@ -26,7 +26,6 @@ impl Workers {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get());
         if count == 1 {
             share_the_main_arena();
-            crate::plan::vus_allocate_from_main_heap();
         } else {
             open_whole_heaps();
         }
@@ -93,7 +92,8 @@ impl Burst {
 /// about 18 KiB there: 4.7 of a VU's 24 system calls at start. The main arena grows with
 /// `brk`, 128 KiB at a time (`M_TOP_PAD`). Only with one worker: the threads that then share
 /// the arena with it (the main thread, statistics, the web page) allocate rarely, where
-/// two workers on two cores would take turns at its lock on every allocation.
+/// two workers on two cores would take turns at its lock on every allocation. The main
+/// heap's growth is then written in as VUs start (`plan::populate_heap_growth`).
 #[allow(unsafe_code)]
 fn share_the_main_arena() {
     #[cfg(target_env = "gnu")]
@@ -102,6 +102,7 @@ fn share_the_main_arena() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    crate::plan::vus_allocate_from_main_heap();
 }
 
 /// With several workers, lets each heap of a thread's arena be opened whole when glibc makes
